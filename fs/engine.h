@@ -1,0 +1,67 @@
+/*
+ * engine — follows BACKING and keeps the view equal to the set of live
+ * services. table.c holds the records (backing directories and socket
+ * files) and the liveness rules; watch.c runs the engine thread (epoll over
+ * inotify, timers and the stop signal) and feeds events to table.c.
+ *
+ * Everything here belongs to the engine thread, except engine_start/stop
+ * and the counters read by engine_stats (atomic).
+ */
+#ifndef SVCFS_ENGINE_H
+#define SVCFS_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "options.h"
+#include "probe.h"
+#include "view.h"
+
+#define SVCFS_GROUP_DEPTH_MAX 8 /* group subdirectories below BACKING */
+
+struct tdir;
+struct tsvc;
+
+struct engine {
+	struct svcfs_options opt;
+	char *backing;	  /* absolute path of BACKING */
+	struct view *view;
+	struct probe *probe;
+	struct tdir *root; /* NULL while BACKING is gone */
+	struct tdir *by_wd; /* watched directories by inotify watch */
+	int inotify_fd;	    /* -1 in poll mode */
+	int epoll_fd, interval_fd, retry_fd, poll_fd, stop_fd;
+	bool unwatched;	     /* some directory has no inotify watch: rescan each interval */
+	bool dump_fresh;     /* the probe's table is from this batch */
+	struct tsvc *retry_head; /* services waiting for a quick re-check */
+	size_t nvisible;
+	bool max_logged, diag_logged;
+	pthread_t thread;
+	bool running;
+};
+
+/* Open BACKING, scan it and fill the view. Errors are logged. */
+int engine_init(struct engine *e, const char *backing, const struct svcfs_options *opt,
+		struct view *view);
+/* Start following changes in a thread (after any fork). */
+int engine_start(struct engine *e);
+/* Stop the thread and free everything but the view. */
+void engine_stop(struct engine *e);
+
+/* ---- table.c, for watch.c ---- */
+int table_open_root(struct engine *e);
+void table_close_root(struct engine *e);
+void table_rescan(struct engine *e);
+void table_dir_event(struct engine *e, struct tdir *d, uint32_t mask, const char *name);
+void table_check_all(struct engine *e);
+void table_run_retries(struct engine *e);
+/* Earliest pending retry, or {0,0}. */
+struct timespec table_next_retry(struct engine *e);
+struct tdir *table_dir_by_wd(struct engine *e, int wd);
+bool table_dir_is_root(struct engine *e, struct tdir *d);
+void table_free(struct engine *e);
+
+#endif /* SVCFS_ENGINE_H */

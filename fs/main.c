@@ -1,0 +1,237 @@
+/*
+ * svcfs — mount a live discovery view of a socket directory.
+ *
+ *   svcfs [FUSE options] [-o svcfs options] BACKING MOUNTPOINT
+ *
+ * Start-up order matters: arguments and paths are checked first (one
+ * clear line and exit 2 for usage, 1 for a bad path), then BACKING is
+ * scanned so the first `ls` after mount already shows every live service,
+ * then the mount, then (in the background case) the fork, and only then
+ * the engine thread, since threads do not survive fork.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "fs.h"
+#include "log.h"
+#include "options.h"
+
+#define EXIT_USAGE 2
+
+struct cli {
+	char *backing;
+	int nonopts;
+};
+
+static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct cli *cli = data;
+
+	(void)outargs;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (++cli->nonopts == 1) {
+		cli->backing = strdup(arg);
+		return cli->backing ? 0 : -1;
+	}
+	return 1; /* MOUNTPOINT, and any extra for fuse_parse_cmdline to refuse */
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] BACKING MOUNTPOINT\n\n"
+	       "Mount a live view of the Unix sockets in BACKING at MOUNTPOINT: one\n"
+	       "directory per service that is alive right now.\n\n",
+	       prog);
+	options_usage();
+	printf("\nFUSE options:\n");
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+/* fsname=VALUE with the commas and backslashes of VALUE escaped for libfuse. */
+static char *fsname_option(const char *path)
+{
+	size_t n = strlen(path);
+	char *out = malloc(sizeof("-ofsname=,subtype=svcfs,default_permissions") + 2 * n);
+	char *p = out;
+
+	if (!out)
+		return NULL;
+	p += sprintf(p, "-ofsname=");
+	for (const char *s = path; *s; s++) {
+		if (*s == ',' || *s == '\\')
+			*p++ = '\\';
+		*p++ = *s;
+	}
+	strcpy(p, ",subtype=svcfs,default_permissions");
+	return out;
+}
+
+/* True if path A is B or lies below it. */
+static bool path_within(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+
+	if (strcmp(b, "/") == 0)
+		return true;
+	return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
+}
+
+static int check_paths(const char *backing, const char *mountpoint, char *real_backing,
+		       struct stat *ret_st)
+{
+	char real_mnt[PATH_MAX];
+	struct stat st;
+
+	if (!realpath(backing, real_backing) || stat(real_backing, &st) < 0) {
+		fprintf(stderr, "svcfs: BACKING %s: %s\n", backing, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "svcfs: BACKING %s: %s\n", backing, strerror(ENOTDIR));
+		return -1;
+	}
+	if (access(real_backing, R_OK | X_OK) < 0) {
+		fprintf(stderr, "svcfs: BACKING %s: %s\n", backing, strerror(errno));
+		return -1;
+	}
+	*ret_st = st;
+	if (!realpath(mountpoint, real_mnt) || stat(real_mnt, &st) < 0) {
+		fprintf(stderr, "svcfs: MOUNTPOINT %s: %s\n", mountpoint, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "svcfs: MOUNTPOINT %s: %s\n", mountpoint, strerror(ENOTDIR));
+		return -1;
+	}
+	if (path_within(real_mnt, real_backing) || path_within(real_backing, real_mnt)) {
+		fprintf(stderr, "svcfs: MOUNTPOINT %s: must not be inside BACKING %s or contain it\n",
+			mountpoint, backing);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = {0};
+	struct fuse_loop_config *loop = NULL;
+	struct svcfs_options opt;
+	struct svcfs_fs fs = {0};
+	struct engine engine = {0};
+	struct cli cli = {0};
+	char real_backing[PATH_MAX], err[256], *fsname = NULL;
+	struct stat bst;
+	bool engine_ready = false, handlers = false, mounted = false;
+	int ret = EXIT_USAGE, r;
+
+	if (fuse_opt_parse(&args, &cli, NULL, cli_proc) < 0)
+		goto out;
+	if (options_parse(&args, &opt, err, sizeof(err)) < 0) {
+		fprintf(stderr, "svcfs: %s\n", err);
+		goto out;
+	}
+	if (fuse_parse_cmdline(&args, &cmd) != 0)
+		goto out; /* libfuse said why */
+	if (cmd.show_help) {
+		usage(argv[0]);
+		ret = 0;
+		goto out;
+	}
+	if (cmd.show_version) {
+		printf("svcfs %s (libfuse %s)\n", SVCFS_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto out;
+	}
+	if (!cli.backing || !cmd.mountpoint) {
+		fprintf(stderr, "svcfs: %s\nusage: %s [options] BACKING MOUNTPOINT (see --help)\n",
+			cli.backing ? "missing MOUNTPOINT" : "missing BACKING and MOUNTPOINT",
+			argv[0]);
+		goto out;
+	}
+	if (cmd.singlethread) {
+		fprintf(stderr, "svcfs: -s is not supported: svcfs needs the multi-threaded loop\n");
+		goto out;
+	}
+	ret = EXIT_FAILURE;
+	if (check_paths(cli.backing, cmd.mountpoint, real_backing, &bst) < 0)
+		goto out;
+	fsname = fsname_option(real_backing);
+	if (!fsname || fuse_opt_add_arg(&args, fsname) < 0)
+		goto out;
+
+	log_init(false, cmd.debug);
+	fs.view = view_new(bst.st_uid, bst.st_gid, bst.st_mode & 0555, notify_events, &fs);
+	if (!fs.view)
+		goto out;
+	r = engine_init(&engine, real_backing, &opt, fs.view);
+	engine_ready = true;
+	if (r < 0) {
+		fprintf(stderr, "svcfs: BACKING %s: %s\n", cli.backing, strerror(-r));
+		goto out;
+	}
+	view_flush(fs.view); /* nothing is cached yet: the initial scan's events go nowhere */
+
+	fs.se = fuse_session_new(&args, &svcfs_ops, sizeof(svcfs_ops), &fs);
+	if (!fs.se) {
+		ret = EXIT_USAGE; /* libfuse printed the unknown option */
+		goto out;
+	}
+	if (fuse_set_signal_handlers(fs.se) != 0)
+		goto out;
+	handlers = true;
+	if (fuse_session_mount(fs.se, cmd.mountpoint) != 0)
+		goto out;
+	mounted = true;
+	if (fuse_daemonize(cmd.foreground) != 0)
+		goto out;
+	if (!cmd.foreground)
+		log_init(true, cmd.debug);
+	atomic_store(&fs.mounted, true);
+	if ((r = engine_start(&engine)) < 0) {
+		log_err("cannot start the engine thread: %s", strerror(-r));
+		goto out;
+	}
+	log_info("%s mounted on %s (%zu services)", real_backing, cmd.mountpoint,
+		 view_service_count(fs.view));
+
+	loop = fuse_loop_cfg_create();
+	if (!loop)
+		goto out;
+	fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
+	if (cmd.max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+	fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
+	r = fuse_session_loop_mt(fs.se, loop);
+	/* a signal ends the loop with the signal's number: that is a clean exit */
+	ret = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? 0 : EXIT_FAILURE;
+	if (ret == 0)
+		log_info("unmounting %s", cmd.mountpoint);
+out:
+	if (engine_ready) {
+		atomic_store(&fs.mounted, false);
+		engine_stop(&engine);
+	}
+	if (mounted)
+		fuse_session_unmount(fs.se);
+	if (handlers)
+		fuse_remove_signal_handlers(fs.se);
+	if (fs.se)
+		fuse_session_destroy(fs.se);
+	fuse_loop_cfg_destroy(loop);
+	view_free(fs.view);
+	free(fsname);
+	free(cli.backing);
+	free(cmd.mountpoint);
+	fuse_opt_free_args(&args);
+	return ret;
+}

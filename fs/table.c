@@ -1,0 +1,899 @@
+/*
+ * table — the engine's records of BACKING and the liveness rules.
+ *
+ * A tdir is a directory of BACKING (the root or a group, at most
+ * SVCFS_GROUP_DEPTH_MAX deep), opened once and addressed by fd: every
+ * access below it is an *at() call relative to that fd. A tsvc is a socket
+ * file in a tdir, alive or not; it is shown in the view (tsvc->vnode) only
+ * while the kernel says a socket is bound to that very file and ready.
+ *
+ * Liveness (SPEC §3): what the kernel's sock_diag lists is the truth. A
+ * service is alive when a socket is listening (stream/seqpacket) or bound
+ * (dgram) on its file's (dev, inode); a full queue makes it busy. A file
+ * whose socket is bound but not yet listening is re-checked quickly (from
+ * 10 µs, doubling) so it appears as soon as it listens. A socket that is no
+ * longer listed is asked for once more by its socket inode (a dump racing
+ * with socket churn may skip entries); if the kernel does not know it, it
+ * is gone for good — a closed socket's file can never listen again — and
+ * the service vanishes at once. Grace applies where the kernel cannot be
+ * asked: in connect-probe mode, a refused socket vanishes only after it
+ * has been refused for `grace` seconds.
+ *
+ * Only the engine thread touches these records; the view does its own
+ * locking.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "hash.h"
+#include "log.h"
+#include "render.h"
+#include "svcfs-internal.h"
+
+#define RETRY_FIRST_NS 10000ll	       /* 10 µs: SPEC §3.1 */
+#define RETRY_MAX_NS   100000000ll     /* then the interval check takes over */
+#define WATCH_MASK                                                                                \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB |       \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
+
+struct tdir {
+	struct tdir *parent;
+	char *name;    /* "" for the root */
+	char *relpath; /* "" for the root, else "a/b" */
+	int fd;
+	int wd; /* inotify watch, -1 if none */
+	unsigned depth;
+	dev_t dev;
+	ino_t ino;
+	struct vnode *vnode;
+	struct tdir *subdirs; /* by name (hh) */
+	struct tsvc *svcs;    /* by name (hh) */
+	UT_hash_handle hh;    /* parent->subdirs */
+	UT_hash_handle hw;    /* engine->by_wd */
+	bool seen;
+};
+
+struct tsvc {
+	struct tdir *dir;
+	char *name;
+	char *file; /* NAME.sock or NAME */
+	dev_t dev;  /* the socket file (symlinks followed) */
+	ino_t ino;
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
+	uint32_t sock_ino; /* the kernel's socket inode, 0 unknown */
+	int type;	   /* SOCK_*, 0 unknown */
+	bool alive, busy;
+	bool dirty; /* what the view shows is out of date */
+	time_t since;
+	struct timespec lost_at; /* connect-probe mode: first refusal */
+	pid_t pid;		 /* owner of the listening socket, 0 unknown */
+	uid_t ouid;
+	gid_t ogid;
+	bool owner_done;
+	json_object *sidecar;
+	struct stat sidecar_st; /* identity of the sidecar last read */
+	bool sidecar_known;
+	struct vnode *vnode;
+	long long retry_ns;
+	struct timespec retry_at;
+	struct tsvc *rprev, *rnext; /* engine->retry_head */
+	bool in_retry;
+	bool seen;
+	UT_hash_handle hh; /* dir->svcs */
+};
+
+static struct timespec mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts;
+}
+
+static struct timespec ts_add_ns(struct timespec t, long long ns)
+{
+	t.tv_sec += ns / 1000000000ll;
+	t.tv_nsec += ns % 1000000000ll;
+	if (t.tv_nsec >= 1000000000l) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000l;
+	}
+	return t;
+}
+
+static bool ts_before(struct timespec a, struct timespec b)
+{
+	return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
+/* "group/name" or "name", for log lines. */
+static const char *display(const struct tsvc *s, char *buf, size_t size)
+{
+	if (s->dir->relpath[0])
+		snprintf(buf, size, "%s/%s", s->dir->relpath, s->name);
+	else
+		snprintf(buf, size, "%s", s->name);
+	return buf;
+}
+
+/* ---- retries ---- */
+
+static void retry_cancel(struct engine *e, struct tsvc *s)
+{
+	if (!s->in_retry)
+		return;
+	if (s->rprev)
+		s->rprev->rnext = s->rnext;
+	else
+		e->retry_head = s->rnext;
+	if (s->rnext)
+		s->rnext->rprev = s->rprev;
+	s->rprev = s->rnext = NULL;
+	s->in_retry = false;
+}
+
+static void retry_at(struct engine *e, struct tsvc *s, struct timespec when)
+{
+	retry_cancel(e, s);
+	s->retry_at = when;
+	s->rnext = e->retry_head;
+	if (e->retry_head)
+		e->retry_head->rprev = s;
+	e->retry_head = s;
+	s->in_retry = true;
+}
+
+/* Quick re-check with doubling backoff; gives up to the interval check. */
+static void retry_backoff(struct engine *e, struct tsvc *s)
+{
+	if (s->retry_ns > RETRY_MAX_NS)
+		return;
+	s->retry_ns = s->retry_ns ? s->retry_ns * 2 : RETRY_FIRST_NS;
+	if (s->retry_ns > RETRY_MAX_NS) {
+		retry_cancel(e, s);
+		return;
+	}
+	retry_at(e, s, ts_add_ns(mono_now(), s->retry_ns));
+}
+
+struct timespec table_next_retry(struct engine *e)
+{
+	struct timespec best = {0, 0};
+
+	for (struct tsvc *s = e->retry_head; s; s = s->rnext)
+		if ((best.tv_sec == 0 && best.tv_nsec == 0) || ts_before(s->retry_at, best))
+			best = s->retry_at;
+	return best;
+}
+
+/* ---- showing and hiding ---- */
+
+static char *socket_path(struct engine *e, const struct tsvc *s)
+{
+	struct svcfs_buf b;
+
+	svcfs_buf_init(&b);
+	svcfs_buf_adds(&b, e->backing);
+	if (strcmp(e->backing, "/") != 0)
+		svcfs_buf_add(&b, "/", 1);
+	if (s->dir->relpath[0]) {
+		svcfs_buf_adds(&b, s->dir->relpath);
+		svcfs_buf_add(&b, "/", 1);
+	}
+	svcfs_buf_adds(&b, s->file);
+	return svcfs_buf_steal(&b, NULL);
+}
+
+/* The directory mode: r-x for exactly the classes that may connect (w on the socket). */
+static mode_t service_mode(mode_t sock)
+{
+	return ((sock & S_IWUSR) ? 0500 : 0) | ((sock & S_IWGRP) ? 0050 : 0) |
+	       ((sock & S_IWOTH) ? 0005 : 0);
+}
+
+static void svc_publish(struct engine *e, struct tsvc *s)
+{
+	struct svcfs_tokens tokens;
+	struct render_output out;
+	struct view_service_spec spec;
+	json_object *meta = NULL;
+	char *sockpath = NULL, name[PATH_MAX];
+	struct vnode *n;
+	size_t dropped = 0;
+	bool fresh = !s->vnode;
+
+	if (!s->dirty && s->vnode)
+		return;
+	if (fresh && e->nvisible >= e->opt.max_services) {
+		if (!e->max_logged)
+			log_warn("max_services=%lu reached: %s and further services not shown",
+				 e->opt.max_services, display(s, name, sizeof(name)));
+		e->max_logged = true;
+		return;
+	}
+	svcfs_name_tokens(s->name, &tokens);
+	meta = svcfs_meta_merge(s->sidecar, &tokens);
+	sockpath = socket_path(e, s);
+	if (!meta || !sockpath)
+		goto oom;
+	{
+		struct render_input in = {
+			.name = s->name,
+			.group = s->dir->relpath,
+			.socket = sockpath,
+			.pid = s->pid,
+			.uid = s->ouid,
+			.gid = s->ogid,
+			.state = s->pid == 1 ? "activatable" : s->busy ? "busy" : "alive",
+			.since = s->since,
+			.meta = meta,
+		};
+		if (render_service(&in, &out) < 0)
+			goto oom;
+	}
+	spec = (struct view_service_spec){
+		.uid = s->uid,
+		.gid = s->gid,
+		.mode = service_mode(s->mode),
+		.files = out.files,
+		.nfiles = out.nfiles,
+		.entry_json = out.entry_json,
+		.target_json = out.target_json,
+	};
+	n = view_service_set(e->view, s->dir->vnode, s->vnode, s->name, &spec, &dropped);
+	render_output_free(&out);
+	if (!n)
+		goto oom;
+	if (dropped)
+		log_warn("%s: %zu metadata keys not shown as files (too many in its life)",
+			 display(s, name, sizeof(name)), dropped);
+	if (fresh) {
+		e->nvisible++;
+		if (s->pid)
+			log_info("%s: alive (pid %ld)", display(s, name, sizeof(name)),
+				 (long)s->pid);
+		else
+			log_info("%s: alive", display(s, name, sizeof(name)));
+	}
+	s->vnode = n;
+	s->dirty = false;
+	goto out;
+oom:
+	log_err("%s: out of memory, view not updated", display(s, name, sizeof(name)));
+out:
+	free(sockpath);
+	json_object_put(meta);
+}
+
+static void svc_vanish(struct engine *e, struct tsvc *s, const char *why)
+{
+	char name[PATH_MAX];
+
+	if (s->vnode) {
+		view_remove(e->view, s->vnode);
+		s->vnode = NULL;
+		e->nvisible--;
+		log_info("%s: gone (%s)", display(s, name, sizeof(name)), why);
+	}
+	s->alive = s->busy = false;
+	s->owner_done = false;
+	s->pid = 0;
+	s->lost_at = (struct timespec){0, 0};
+}
+
+static void svc_free(struct engine *e, struct tsvc *s, const char *why)
+{
+	svc_vanish(e, s, why);
+	retry_cancel(e, s);
+	HASH_DELETE(hh, s->dir->svcs, s);
+	json_object_put(s->sidecar);
+	free(s->name);
+	free(s->file);
+	free(s);
+}
+
+/* ---- liveness ---- */
+
+static void svc_find_owner(struct engine *e, struct tsvc *s)
+{
+	struct ucred cred;
+	int r;
+
+	(void)e;
+	s->ouid = s->uid;
+	s->ogid = s->gid;
+	if (s->type == SOCK_DGRAM) {
+		s->owner_done = true; /* no connection, no credentials: the file's owner */
+		return;
+	}
+	r = probe_owner(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM, &cred);
+	if (r == -EAGAIN)
+		return; /* queue full: try at the next check */
+	s->owner_done = true;
+	if (r == 0) {
+		s->pid = cred.pid;
+		s->ouid = cred.uid;
+		s->ogid = cred.gid;
+	}
+}
+
+static void svc_set_alive(struct engine *e, struct tsvc *s, bool busy)
+{
+	s->lost_at = (struct timespec){0, 0};
+	retry_cancel(e, s);
+	if (!s->alive) {
+		s->alive = true;
+		s->since = time(NULL);
+		s->dirty = true;
+	}
+	if (s->busy != busy) {
+		s->busy = busy;
+		s->dirty = true;
+	}
+	if (!s->owner_done) {
+		svc_find_owner(e, s);
+		s->dirty = true;
+	}
+	svc_publish(e, s);
+}
+
+/* A visible service the probe cannot reach: gone once refused for `grace`. */
+static void svc_refused(struct engine *e, struct tsvc *s)
+{
+	struct timespec now = mono_now(), end;
+
+	if (!s->vnode) {
+		s->alive = false;
+		retry_backoff(e, s);
+		return;
+	}
+	if (s->lost_at.tv_sec == 0 && s->lost_at.tv_nsec == 0)
+		s->lost_at = now;
+	end = ts_add_ns(s->lost_at, (long long)(e->opt.grace * 1e9));
+	if (!ts_before(now, end))
+		svc_vanish(e, s, "refused");
+	else
+		retry_at(e, s, end);
+}
+
+/*
+ * What the kernel says of S's file: 1 ready, 0 bound but not ready, -1 no
+ * socket bound to it. Uses the last dump when fresh, else asks for the
+ * socket inode.
+ */
+static int kernel_state(struct engine *e, struct tsvc *s, struct probe_sock *ret)
+{
+	const struct probe_sock *found = NULL;
+	struct probe_sock one;
+
+	if (e->dump_fresh)
+		found = probe_find(e->probe, s->dev, s->ino);
+	if (!found && s->sock_ino && probe_query(e->probe, s->sock_ino, &one) == 0 &&
+	    one.vfs_ino == (uint64_t)s->ino)
+		found = &one;
+	if (!found)
+		return -1;
+	*ret = *found;
+	return probe_sock_alive(found) ? 1 : 0;
+}
+
+static void svc_check(struct engine *e, struct tsvc *s)
+{
+	struct probe_sock ps;
+	int r;
+
+	if (probe_has_diag(e->probe)) {
+		r = kernel_state(e, s, &ps);
+		if (r >= 0) {
+			s->sock_ino = ps.sock_ino;
+			s->type = ps.type;
+		}
+		if (r > 0) {
+			svc_set_alive(e, s, probe_sock_busy(&ps));
+		} else if (r == 0) {
+			if (s->vnode)
+				svc_refused(e, s); /* was ready, is not: treat as refused */
+			else
+				retry_backoff(e, s);
+		} else {
+			s->sock_ino = 0;
+			if (s->vnode)
+				svc_vanish(e, s, "socket closed");
+			else
+				retry_backoff(e, s);
+		}
+		return;
+	}
+	r = probe_connect(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM);
+	if (r == 0 || r == -EAGAIN)
+		svc_set_alive(e, s, r == -EAGAIN);
+	else
+		svc_refused(e, s);
+}
+
+/* ---- sidecars ---- */
+
+static bool same_file_version(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
+	       a->st_uid == b->st_uid;
+}
+
+/* Re-read NAME.json if it changed. Marks the service dirty when it did. */
+static void svc_read_sidecar(struct tsvc *s)
+{
+	char file[NAME_MAX + 1], name[PATH_MAX];
+	json_object *obj = NULL;
+	const char *why = NULL;
+	struct stat st;
+	int r;
+
+	if (snprintf(file, sizeof(file), "%s.json", s->name) >= (int)sizeof(file) ||
+	    fstatat(s->dir->fd, file, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (s->sidecar_known) {
+			json_object_put(s->sidecar);
+			s->sidecar = NULL;
+			s->sidecar_known = false;
+			s->dirty = true;
+		}
+		return;
+	}
+	/* the socket's owner is part of the trust check: re-read when it changes */
+	st.st_uid ^= s->uid;
+	if (s->sidecar_known && same_file_version(&st, &s->sidecar_st))
+		return;
+	s->sidecar_st = st;
+	s->sidecar_known = true;
+	s->dirty = true;
+	r = svcfs_sidecar_read(s->dir->fd, file, s->uid, &obj, NULL, &why);
+	if (r < 0 && r != -ENOENT)
+		log_warn("%s: sidecar %s ignored: %s", display(s, name, sizeof(name)), file, why);
+	json_object_put(s->sidecar);
+	s->sidecar = r == 0 ? obj : NULL;
+}
+
+/* ---- evaluation of one name ---- */
+
+/*
+ * Bring the record of service NAME in D up to date with the files now in
+ * BACKING: its socket (NAME.sock, else a socket named NAME), its sidecar,
+ * and what the kernel says of it.
+ */
+static void svc_evaluate(struct engine *e, struct tdir *d, const char *name)
+{
+	char buf[NAME_MAX + 1];
+	const char *file = NULL;
+	struct tdir *sub;
+	struct tsvc *s;
+	struct stat st;
+	size_t stemlen;
+
+	if (svcfs_name_hidden(name) || strlen(name) > NAME_MAX)
+		return;
+	HASH_FIND_STR(d->subdirs, name, sub);
+	if (!sub) { /* a group of the same name wins */
+		if (snprintf(buf, sizeof(buf), "%s.sock", name) < (int)sizeof(buf) &&
+		    fstatat(d->fd, buf, &st, 0) == 0 && S_ISSOCK(st.st_mode))
+			file = buf;
+		else if (svcfs_name_split(name, &stemlen) != SVCFS_SUFFIX_SOCK &&
+			 fstatat(d->fd, name, &st, 0) == 0 && S_ISSOCK(st.st_mode))
+			file = name;
+	}
+	HASH_FIND_STR(d->svcs, name, s);
+	if (s && (!file || s->dev != st.st_dev || s->ino != st.st_ino ||
+		  strcmp(s->file, file) != 0)) {
+		svc_free(e, s, file ? "socket file replaced" : "socket file removed");
+		s = NULL;
+	}
+	if (!file)
+		return;
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s || !(s->name = strdup(name)) || !(s->file = strdup(file))) {
+			if (s)
+				free(s->name);
+			free(s);
+			log_err("%s: out of memory", name);
+			return;
+		}
+		s->dir = d;
+		s->dev = st.st_dev;
+		s->ino = st.st_ino;
+		s->uid = st.st_uid;
+		s->gid = st.st_gid;
+		s->mode = st.st_mode;
+		s->dirty = true;
+		svcfs_hash_oom = false;
+		HASH_ADD_KEYPTR(hh, d->svcs, s->name, strlen(s->name), s);
+		if (svcfs_hash_oom) {
+			free(s->name);
+			free(s->file);
+			free(s);
+			log_err("%s: out of memory", name);
+			return;
+		}
+	}
+	s->seen = true;
+	if (s->uid != st.st_uid || s->gid != st.st_gid || s->mode != st.st_mode) {
+		s->uid = st.st_uid;
+		s->gid = st.st_gid;
+		s->mode = st.st_mode;
+		s->dirty = true;
+		if (s->type == SOCK_DGRAM || !s->pid) {
+			s->ouid = s->uid; /* the file's owner stands for an unknown owner */
+			s->ogid = s->gid;
+		}
+	}
+	svc_read_sidecar(s);
+	svc_check(e, s);
+	if (s->alive && s->dirty)
+		svc_publish(e, s);
+}
+
+/* Evaluate every service an event on file NAME may concern. */
+static void evaluate_file(struct engine *e, struct tdir *d, const char *name)
+{
+	char stem[NAME_MAX + 1];
+	size_t stemlen;
+	enum svcfs_suffix k;
+
+	if (svcfs_name_hidden(name))
+		return;
+	k = svcfs_name_split(name, &stemlen);
+	if (k != SVCFS_SUFFIX_NONE && stemlen < sizeof(stem)) {
+		memcpy(stem, name, stemlen);
+		stem[stemlen] = '\0';
+		svc_evaluate(e, d, stem);
+	}
+	if (k != SVCFS_SUFFIX_SOCK)
+		svc_evaluate(e, d, name); /* a socket named exactly NAME */
+}
+
+/* ---- directories ---- */
+
+static void dir_scan(struct engine *e, struct tdir *d);
+
+static int dir_watch(struct engine *e, struct tdir *d)
+{
+	char path[64];
+
+	if (e->inotify_fd < 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", d->fd);
+	d->wd = inotify_add_watch(e->inotify_fd, path, WATCH_MASK);
+	if (d->wd < 0) {
+		int err = errno;
+		if (!e->unwatched)
+			log_warn("%s/%s: cannot watch (%s); rescanning every probe interval",
+				 e->backing, d->relpath, strerror(err));
+		e->unwatched = true;
+		return -err;
+	}
+	svcfs_hash_oom = false;
+	HASH_ADD(hw, e->by_wd, wd, sizeof(d->wd), d);
+	if (svcfs_hash_oom) {
+		inotify_rm_watch(e->inotify_fd, d->wd);
+		d->wd = -1;
+		e->unwatched = true;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void dir_free(struct engine *e, struct tdir *d)
+{
+	struct tdir *sub, *tsub;
+	struct tsvc *s, *ts;
+
+	HASH_ITER(hh, d->subdirs, sub, tsub) dir_free(e, sub);
+	HASH_ITER(hh, d->svcs, s, ts) svc_free(e, s, "group removed");
+	if (d->wd >= 0) {
+		HASH_DELETE(hw, e->by_wd, d);
+		inotify_rm_watch(e->inotify_fd, d->wd); /* EINVAL if the kernel dropped it */
+	}
+	if (d->parent) {
+		HASH_DELETE(hh, d->parent->subdirs, d);
+		if (d->vnode)
+			view_remove(e->view, d->vnode);
+	}
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->name);
+	free(d->relpath);
+	free(d);
+}
+
+static struct tdir *dir_new(struct tdir *parent, const char *name, int fd, const struct stat *st)
+{
+	struct tdir *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->fd = fd;
+	d->wd = -1;
+	d->dev = st->st_dev;
+	d->ino = st->st_ino;
+	d->parent = parent;
+	d->depth = parent ? parent->depth + 1 : 0;
+	d->name = strdup(name);
+	if (parent && parent->relpath[0]) {
+		size_t n = strlen(parent->relpath) + 1 + strlen(name) + 1;
+		d->relpath = malloc(n);
+		if (d->relpath)
+			snprintf(d->relpath, n, "%s/%s", parent->relpath, name);
+	} else {
+		d->relpath = strdup(name);
+	}
+	if (!d->name || !d->relpath) {
+		free(d->name);
+		free(d->relpath);
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* Add group NAME under PARENT, watch it and scan it. */
+static void dir_add(struct engine *e, struct tdir *parent, const char *name)
+{
+	struct tdir *d;
+	struct tsvc *clash;
+	struct stat st;
+	int fd;
+
+	if (svcfs_name_hidden(name) || parent->depth >= SVCFS_GROUP_DEPTH_MAX)
+		return;
+	fd = openat(parent->fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+			log_warn("%s/%s%s%s: cannot open group: %s", e->backing, parent->relpath,
+				 parent->relpath[0] ? "/" : "", name, strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) < 0 || !(d = dir_new(parent, name, fd, &st))) {
+		close(fd);
+		return;
+	}
+	svcfs_hash_oom = false;
+	HASH_ADD_KEYPTR(hh, parent->subdirs, d->name, strlen(d->name), d);
+	if (svcfs_hash_oom) {
+		d->parent = NULL;
+		dir_free(e, d);
+		return;
+	}
+	/* the group takes the name: a service of the same name leaves */
+	HASH_FIND_STR(parent->svcs, name, clash);
+	if (clash)
+		svc_free(e, clash, "a group of the same name exists");
+	d->vnode = view_group_add(e->view, parent->vnode, name, st.st_uid, st.st_gid,
+				  st.st_mode & 0555);
+	d->seen = true;
+	dir_watch(e, d); /* watch first, then scan: nothing created in between is missed */
+	dir_scan(e, d);
+}
+
+static void dir_remove_named(struct engine *e, struct tdir *parent, const char *name)
+{
+	struct tdir *d;
+
+	HASH_FIND_STR(parent->subdirs, name, d);
+	if (d)
+		dir_free(e, d);
+}
+
+static void dir_update_attr(struct engine *e, struct tdir *d)
+{
+	struct stat st;
+
+	if (fstat(d->fd, &st) == 0)
+		view_dir_set_attr(e->view, d->vnode, st.st_uid, st.st_gid, st.st_mode & 0555);
+}
+
+/* Reconcile D (and its groups) with what is in BACKING now. */
+static void dir_scan(struct engine *e, struct tdir *d)
+{
+	struct tdir *sub, *tsub;
+	struct tsvc *s, *ts;
+	struct dirent *de;
+	DIR *dp;
+	int fd;
+
+	HASH_ITER(hh, d->svcs, s, ts) s->seen = false;
+	HASH_ITER(hh, d->subdirs, sub, tsub) sub->seen = false;
+	dir_update_attr(e, d);
+	fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dp = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dp) {
+		log_warn("%s/%s: cannot read directory: %s", e->backing, d->relpath,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return; /* keep what we have rather than drop everything */
+	}
+	while ((de = readdir(dp))) {
+		unsigned char type = de->d_type;
+		struct stat st;
+
+		if (svcfs_name_hidden(de->d_name))
+			continue;
+		if (type == DT_UNKNOWN) {
+			if (fstatat(d->fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+		}
+		if (type == DT_DIR) {
+			HASH_FIND_STR(d->subdirs, de->d_name, sub);
+			if (sub && fstatat(d->fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    st.st_ino == sub->ino && st.st_dev == sub->dev) {
+				sub->seen = true;
+				dir_scan(e, sub);
+			} else {
+				if (sub)
+					dir_free(e, sub); /* replaced */
+				dir_add(e, d, de->d_name);
+			}
+			continue;
+		}
+		evaluate_file(e, d, de->d_name);
+	}
+	closedir(dp);
+	HASH_ITER(hh, d->subdirs, sub, tsub) if (!sub->seen) dir_free(e, sub);
+	HASH_ITER(hh, d->svcs, s, ts) if (!s->seen) svc_evaluate(e, d, s->name);
+}
+
+/* ---- entry points for watch.c ---- */
+
+int table_open_root(struct engine *e)
+{
+	struct tdir *d;
+	struct stat st;
+	int fd;
+
+	fd = open(e->backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !(d = dir_new(NULL, "", fd, &st))) {
+		int r = errno ? -errno : -ENOMEM;
+		close(fd);
+		return r;
+	}
+	d->vnode = view_root(e->view);
+	e->root = d;
+	e->unwatched = false;
+	dir_watch(e, d);
+	if (probe_dump(e->probe) == 0)
+		e->dump_fresh = true;
+	dir_scan(e, d);
+	e->dump_fresh = false;
+	return 0;
+}
+
+void table_close_root(struct engine *e)
+{
+	if (!e->root)
+		return;
+	dir_free(e, e->root);
+	e->root = NULL;
+}
+
+void table_rescan(struct engine *e)
+{
+	if (!e->root)
+		return;
+	if (probe_dump(e->probe) == 0)
+		e->dump_fresh = true;
+	dir_scan(e, e->root);
+	e->dump_fresh = false;
+}
+
+struct tdir *table_dir_by_wd(struct engine *e, int wd)
+{
+	struct tdir *d;
+
+	HASH_FIND(hw, e->by_wd, &wd, sizeof(wd), d);
+	return d;
+}
+
+bool table_dir_is_root(struct engine *e, struct tdir *d)
+{
+	return d == e->root;
+}
+
+void table_dir_event(struct engine *e, struct tdir *d, uint32_t mask, const char *name)
+{
+	if (mask & IN_ISDIR) {
+		if (svcfs_name_hidden(name))
+			return;
+		if (mask & (IN_DELETE | IN_MOVED_FROM))
+			dir_remove_named(e, d, name);
+		if (mask & (IN_CREATE | IN_MOVED_TO)) {
+			dir_remove_named(e, d, name); /* a stale record of the same name */
+			dir_add(e, d, name);
+		}
+		if (mask & IN_ATTRIB) {
+			struct tdir *sub;
+			HASH_FIND_STR(d->subdirs, name, sub);
+			if (sub)
+				dir_update_attr(e, sub);
+		}
+		svc_evaluate(e, d, name); /* a same-named service may leave or return */
+		return;
+	}
+	evaluate_file(e, d, name);
+}
+
+static void check_dir(struct engine *e, struct tdir *d)
+{
+	struct tdir *sub, *tsub;
+	struct tsvc *s, *ts;
+
+	HASH_ITER(hh, d->svcs, s, ts) svc_check(e, s);
+	HASH_ITER(hh, d->subdirs, sub, tsub) check_dir(e, sub);
+}
+
+void table_check_all(struct engine *e)
+{
+	int r;
+
+	if (!e->root)
+		return;
+	if (e->unwatched) {
+		table_rescan(e); /* also checks every service */
+		return;
+	}
+	r = probe_dump(e->probe);
+	if (r < 0 && probe_has_diag(e->probe)) {
+		log_warn("sock_diag dump failed: %s; checking services one by one", strerror(-r));
+	}
+	e->dump_fresh = r == 0;
+	check_dir(e, e->root);
+	e->dump_fresh = false;
+}
+
+void table_run_retries(struct engine *e)
+{
+	struct timespec now = mono_now();
+	struct tsvc **due = NULL;
+	size_t n = 0, cap = 0;
+	bool need_dump = false;
+
+	for (struct tsvc *s = e->retry_head; s; s = s->rnext) {
+		if (ts_before(now, s->retry_at))
+			continue;
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 16;
+			struct tsvc **p = realloc(due, c * sizeof(*p));
+			if (!p)
+				break;
+			due = p;
+			cap = c;
+		}
+		due[n++] = s;
+		need_dump = need_dump || !s->sock_ino;
+	}
+	if (need_dump && probe_dump(e->probe) == 0)
+		e->dump_fresh = true;
+	for (size_t i = 0; i < n; i++) {
+		retry_cancel(e, due[i]);
+		svc_check(e, due[i]);
+	}
+	e->dump_fresh = false;
+	free(due);
+}
+
+void table_free(struct engine *e)
+{
+	table_close_root(e);
+}

@@ -1,0 +1,1052 @@
+/*
+ * view — the mount's inode tree (see view.h for the inode-number scheme).
+ *
+ * Lifetimes: a directory node is "linked" while it is part of the tree. The
+ * kernel holds references to inodes it has looked up (nlookup, counted per
+ * directory node for the node and all its files); a node is freed only when
+ * it is unlinked and the kernel has forgotten every reference, so a forget
+ * or getattr for an inode that left the tree always finds its node.
+ *
+ * Locking: one mutex (view->lock) protects everything in struct view and
+ * every node. The engine thread is the only writer; FUSE handler threads
+ * take the lock for each query. Events are queued under the lock and
+ * delivered by view_flush() after it is released, so a notify call (which
+ * may wait on the kernel, which may wait on a handler) never runs while
+ * the lock is held.
+ *
+ * Readdir offsets: "." is 1, ".." 2; in the root the aggregate files are 3
+ * and 4; a group's children carry a sequence number (from 16 on) given when
+ * they are linked and never reused in that directory; a service's files
+ * are slot + 2. A directory keeps its children in an array ordered by
+ * sequence number (removed ones leave a hole until compaction), so a
+ * readdir resumes with a binary search and never skips or repeats an entry
+ * that stayed in the directory.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hash.h"
+#include "svcfs-internal.h"
+#include "view.h"
+
+enum vnode_kind { VN_ROOT, VN_GROUP, VN_SERVICE };
+
+#define FIRST_CHILD_SEQ 16
+
+struct vfile {
+	char *name;
+	char *data; /* NUL-terminated, len bytes */
+	size_t len;
+	unsigned slot;
+	bool link;
+	struct timespec mtime;
+};
+
+struct dirslot {
+	uint64_t seq;
+	struct vnode *node; /* NULL: removed, awaiting compaction */
+};
+
+struct vnode {
+	uint64_t id; /* inode = id << VIEW_INO_SHIFT; root: VIEW_ROOT_INO */
+	enum vnode_kind kind;
+	struct vnode *parent; /* NULL for the root and once unlinked */
+	char *name;
+	uint64_t nlookup; /* kernel references to this node and its files */
+	bool linked;
+	uid_t uid;
+	gid_t gid;
+	mode_t mode; /* permission bits */
+	struct timespec mtime, ctime;
+	UT_hash_handle hh; /* view->by_id */
+	UT_hash_handle hn; /* parent->children, by name */
+	uint64_t seq;	   /* this node's readdir position in its parent */
+
+	/* root and groups */
+	struct vnode *children;
+	struct dirslot *order;
+	size_t norder, order_cap, nholes;
+	uint64_t next_seq;
+	unsigned nsubdirs;
+
+	/* services */
+	struct vfile *files; /* sorted by slot */
+	size_t nfiles;
+	unsigned next_slot;
+	char *entry_json, *target_json;
+	struct vnode *svc_prev, *svc_next; /* list of linked services */
+};
+
+struct aggregate {
+	char *data; /* rendered content; NULL while dirty */
+	size_t len;
+	struct timespec mtime;
+};
+
+struct view {
+	pthread_mutex_t lock;
+	struct vnode root;
+	struct vnode *by_id; /* every node but the root, linked or not */
+	uint64_t next_id;
+	struct vnode *svc_head, *svc_tail;
+	size_t nservices;
+	struct aggregate services, targets;
+	view_notify_fn *notify;
+	void *notify_ctx;
+	struct view_event *events; /* queued for view_flush() */
+	size_t nevents, events_cap;
+	bool events_lost; /* an event could not be queued: flush invalidates the root */
+};
+
+_Thread_local bool svcfs_hash_oom;
+
+static struct timespec now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts;
+}
+
+static uint64_t node_ino(const struct vnode *n)
+{
+	return n->kind == VN_ROOT ? VIEW_ROOT_INO : n->id << VIEW_INO_SHIFT;
+}
+
+/* ---- events ---- */
+
+static void queue_event(struct view *v, enum view_event_kind kind, uint64_t parent, uint64_t ino,
+			const char *name)
+{
+	struct view_event *ev;
+
+	if (v->nevents == v->events_cap) {
+		size_t cap = v->events_cap ? v->events_cap * 2 : 64;
+		struct view_event *p = realloc(v->events, cap * sizeof(*p));
+		if (!p) {
+			v->events_lost = true;
+			return;
+		}
+		v->events = p;
+		v->events_cap = cap;
+	}
+	ev = &v->events[v->nevents];
+	*ev = (struct view_event){.kind = kind, .parent = parent, .ino = ino};
+	if (name) {
+		ev->name = strdup(name);
+		if (!ev->name) {
+			v->events_lost = true;
+			return;
+		}
+	}
+	v->nevents++;
+}
+
+void view_flush(struct view *v)
+{
+	struct view_event *events;
+	size_t n;
+	bool lost;
+
+	pthread_mutex_lock(&v->lock);
+	events = v->events;
+	n = v->nevents;
+	lost = v->events_lost;
+	v->events = NULL;
+	v->nevents = v->events_cap = 0;
+	v->events_lost = false;
+	pthread_mutex_unlock(&v->lock);
+
+	if (lost) {
+		/* cannot say what changed: at least make the kernel re-read the root */
+		struct view_event ev = {.kind = VIEW_EV_DIR_CHANGED, .ino = VIEW_ROOT_INO};
+		if (v->notify)
+			v->notify(v->notify_ctx, &ev, 1);
+	}
+	if (n && v->notify)
+		v->notify(v->notify_ctx, events, n);
+	for (size_t i = 0; i < n; i++)
+		free(events[i].name);
+	free(events);
+}
+
+/* Both aggregate files change whenever any service does. Locked. */
+static void aggregates_dirty(struct view *v)
+{
+	struct aggregate *aggs[] = {&v->services, &v->targets};
+	uint64_t inos[] = {VIEW_SERVICES_INO, VIEW_TARGETS_INO};
+
+	for (int i = 0; i < 2; i++) {
+		aggs[i]->mtime = now();
+		/*
+		 * The kernel can only cache what it read since the last render;
+		 * if it is already dirty, the invalidation sent then still holds.
+		 */
+		if (aggs[i]->data) {
+			free(aggs[i]->data);
+			aggs[i]->data = NULL;
+			queue_event(v, VIEW_EV_MODIFIED, 0, inos[i], NULL);
+		}
+	}
+}
+
+static int aggregate_render(struct view *v, uint64_t ino)
+{
+	struct aggregate *agg = ino == VIEW_SERVICES_INO ? &v->services : &v->targets;
+	struct svcfs_buf b;
+	bool first = true;
+
+	if (agg->data)
+		return 0;
+	svcfs_buf_init(&b);
+	svcfs_buf_add(&b, "[", 1);
+	for (struct vnode *s = v->svc_head; s; s = s->svc_next) {
+		const char *item = ino == VIEW_SERVICES_INO ? s->entry_json : s->target_json;
+		if (!item)
+			continue;
+		if (!first)
+			svcfs_buf_add(&b, ",", 1);
+		svcfs_buf_adds(&b, item);
+		first = false;
+	}
+	svcfs_buf_add(&b, "]\n", 2);
+	agg->data = svcfs_buf_steal(&b, &agg->len);
+	return agg->data ? 0 : -ENOMEM;
+}
+
+/* ---- nodes ---- */
+
+static void file_free(struct vfile *f)
+{
+	free(f->name);
+	free(f->data);
+}
+
+static void node_free(struct vnode *n)
+{
+	for (size_t i = 0; i < n->nfiles; i++)
+		file_free(&n->files[i]);
+	free(n->files);
+	free(n->order);
+	free(n->entry_json);
+	free(n->target_json);
+	free(n->name);
+	free(n);
+}
+
+/* Free N if nothing refers to it any more. Locked. */
+static void node_release(struct view *v, struct vnode *n)
+{
+	if (n->kind == VN_ROOT || n->linked || n->nlookup > 0)
+		return;
+	HASH_DELETE(hh, v->by_id, n);
+	node_free(n);
+}
+
+static struct vnode *node_by_ino(struct view *v, uint64_t ino, unsigned *ret_slot)
+{
+	struct vnode *n;
+	uint64_t id;
+
+	if (ino == VIEW_ROOT_INO) {
+		*ret_slot = 0;
+		return &v->root;
+	}
+	id = ino >> VIEW_INO_SHIFT;
+	HASH_FIND(hh, v->by_id, &id, sizeof(id), n);
+	if (!n)
+		return NULL;
+	*ret_slot = (unsigned)(ino & VIEW_SLOT_MAX);
+	return n;
+}
+
+static struct vfile *file_by_slot(struct vnode *n, unsigned slot)
+{
+	size_t lo = 0, hi = n->nfiles;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (n->files[mid].slot < slot)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n->nfiles && n->files[lo].slot == slot ? &n->files[lo] : NULL;
+}
+
+static struct vfile *file_by_name(struct vnode *n, const char *name)
+{
+	for (size_t i = 0; i < n->nfiles; i++)
+		if (n->files[i].name && strcmp(n->files[i].name, name) == 0)
+			return &n->files[i];
+	return NULL;
+}
+
+static void fill_dir_stat(const struct vnode *n, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = node_ino(n);
+	st->st_mode = S_IFDIR | n->mode;
+	st->st_nlink = 2 + n->nsubdirs;
+	st->st_uid = n->uid;
+	st->st_gid = n->gid;
+	st->st_blksize = 4096;
+	st->st_atim = st->st_mtim = n->mtime;
+	st->st_ctim = n->ctime;
+}
+
+static void fill_file_stat(const struct vnode *n, const struct vfile *f, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = node_ino(n) | f->slot;
+	st->st_mode = f->link ? S_IFLNK | 0777 : S_IFREG | (n->mode & 0444);
+	st->st_nlink = 1;
+	st->st_uid = n->uid;
+	st->st_gid = n->gid;
+	st->st_size = (off_t)f->len;
+	st->st_blocks = (blkcnt_t)((f->len + 511) / 512);
+	st->st_blksize = 4096;
+	st->st_atim = st->st_mtim = st->st_ctim = f->mtime;
+	if (n->ctime.tv_sec > f->mtime.tv_sec ||
+	    (n->ctime.tv_sec == f->mtime.tv_sec && n->ctime.tv_nsec > f->mtime.tv_nsec))
+		st->st_ctim = n->ctime; /* owner or mode changed later */
+}
+
+static int fill_aggregate_stat(struct view *v, uint64_t ino, struct stat *st)
+{
+	struct aggregate *agg = ino == VIEW_SERVICES_INO ? &v->services : &v->targets;
+	int r = aggregate_render(v, ino);
+
+	if (r < 0)
+		return r;
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFREG | (v->root.mode & 0444);
+	st->st_nlink = 1;
+	st->st_uid = v->root.uid;
+	st->st_gid = v->root.gid;
+	st->st_size = (off_t)agg->len;
+	st->st_blocks = (blkcnt_t)((agg->len + 511) / 512);
+	st->st_blksize = 4096;
+	st->st_atim = st->st_mtim = st->st_ctim = agg->mtime;
+	return 0;
+}
+
+/* Stat of inode INO, rendering an aggregate if needed. Locked. */
+static int stat_ino(struct view *v, uint64_t ino, struct stat *st)
+{
+	struct vnode *n;
+	struct vfile *f;
+	unsigned slot;
+
+	if (ino == VIEW_SERVICES_INO || ino == VIEW_TARGETS_INO)
+		return fill_aggregate_stat(v, ino, st);
+	n = node_by_ino(v, ino, &slot);
+	if (!n)
+		return -ENOENT;
+	if (slot == 0) {
+		fill_dir_stat(n, st);
+		return 0;
+	}
+	f = file_by_slot(n, slot);
+	if (!f)
+		return -ENOENT;
+	fill_file_stat(n, f, st);
+	return 0;
+}
+
+/* ---- directory order ---- */
+
+static bool order_append(struct vnode *dir, struct vnode *child)
+{
+	if (dir->norder == dir->order_cap) {
+		size_t cap = dir->order_cap ? dir->order_cap * 2 : 8;
+		struct dirslot *p = realloc(dir->order, cap * sizeof(*p));
+		if (!p)
+			return false;
+		dir->order = p;
+		dir->order_cap = cap;
+	}
+	child->seq = dir->next_seq++;
+	dir->order[dir->norder++] = (struct dirslot){child->seq, child};
+	return true;
+}
+
+/* Index of the first slot with seq > OFF. */
+static size_t order_find_after(const struct vnode *dir, uint64_t off)
+{
+	size_t lo = 0, hi = dir->norder;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (dir->order[mid].seq <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void order_remove(struct vnode *dir, struct vnode *child)
+{
+	size_t i = order_find_after(dir, child->seq - 1);
+	size_t j = 0;
+
+	if (i < dir->norder && dir->order[i].node == child) {
+		dir->order[i].node = NULL;
+		dir->nholes++;
+	}
+	if (dir->nholes < 32 || dir->nholes * 2 < dir->norder)
+		return;
+	for (i = 0; i < dir->norder; i++)
+		if (dir->order[i].node)
+			dir->order[j++] = dir->order[i];
+	dir->norder = j;
+	dir->nholes = 0;
+}
+
+/* ---- engine side ---- */
+
+struct view *view_new(uid_t uid, gid_t gid, mode_t mode, view_notify_fn *notify, void *ctx)
+{
+	struct view *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	pthread_mutex_init(&v->lock, NULL);
+	v->root.kind = VN_ROOT;
+	v->root.linked = true;
+	v->root.uid = uid;
+	v->root.gid = gid;
+	v->root.mode = mode & 07777;
+	v->root.mtime = v->root.ctime = now();
+	v->root.next_seq = FIRST_CHILD_SEQ;
+	v->services.mtime = v->targets.mtime = v->root.mtime;
+	v->next_id = 1;
+	v->notify = notify;
+	v->notify_ctx = ctx;
+	return v;
+}
+
+struct view *view_free(struct view *v)
+{
+	struct vnode *n, *tmp;
+
+	if (!v)
+		return NULL;
+	HASH_ITER(hh, v->by_id, n, tmp) {
+		HASH_DELETE(hh, v->by_id, n);
+		node_free(n);
+	}
+	free(v->root.order);
+	free(v->services.data);
+	free(v->targets.data);
+	for (size_t i = 0; i < v->nevents; i++)
+		free(v->events[i].name);
+	free(v->events);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+	return NULL;
+}
+
+struct vnode *view_root(struct view *v)
+{
+	return &v->root;
+}
+
+size_t view_service_count(struct view *v)
+{
+	size_t n;
+
+	pthread_mutex_lock(&v->lock);
+	n = v->nservices;
+	pthread_mutex_unlock(&v->lock);
+	return n;
+}
+
+void view_dir_set_attr(struct view *v, struct vnode *dir, uid_t uid, gid_t gid, mode_t mode)
+{
+	pthread_mutex_lock(&v->lock);
+	mode &= 07777;
+	if (dir->uid != uid || dir->gid != gid || dir->mode != mode) {
+		dir->uid = uid;
+		dir->gid = gid;
+		dir->mode = mode;
+		dir->ctime = now();
+		queue_event(v, VIEW_EV_MODIFIED, 0, node_ino(dir), NULL);
+		if (dir->kind == VN_ROOT)
+			aggregates_dirty(v); /* they take the root's owner and mode */
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* Create and link a directory node. Locked. */
+static struct vnode *dir_link(struct view *v, struct vnode *parent, const char *name,
+			      enum vnode_kind kind)
+{
+	struct vnode *n, *old;
+	size_t len = strlen(name);
+
+	HASH_FIND(hn, parent->children, name, len, old);
+	if (old || (parent->kind == VN_ROOT && (strcmp(name, VIEW_SERVICES_NAME) == 0 ||
+						strcmp(name, VIEW_TARGETS_NAME) == 0)))
+		return NULL;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->name = strdup(name);
+	if (!n->name || !order_append(parent, n))
+		goto fail;
+	n->id = v->next_id++;
+	n->kind = kind;
+	n->parent = parent;
+	n->linked = true;
+	n->next_seq = FIRST_CHILD_SEQ;
+	n->next_slot = 1;
+	n->mtime = n->ctime = now();
+	svcfs_hash_oom = false;
+	HASH_ADD(hh, v->by_id, id, sizeof(n->id), n);
+	if (svcfs_hash_oom)
+		goto fail_order;
+	HASH_ADD_KEYPTR(hn, parent->children, n->name, len, n);
+	if (svcfs_hash_oom) {
+		HASH_DELETE(hh, v->by_id, n);
+		goto fail_order;
+	}
+	if (kind == VN_GROUP || kind == VN_SERVICE)
+		parent->nsubdirs++;
+	parent->mtime = parent->ctime = n->mtime;
+	queue_event(v, VIEW_EV_ADDED, node_ino(parent), node_ino(n), n->name);
+	return n;
+fail_order:
+	parent->norder--;
+fail:
+	free(n->name);
+	free(n);
+	return NULL;
+}
+
+struct vnode *view_group_add(struct view *v, struct vnode *parent, const char *name, uid_t uid,
+			     gid_t gid, mode_t mode)
+{
+	struct vnode *n;
+
+	pthread_mutex_lock(&v->lock);
+	n = dir_link(v, parent, name, VN_GROUP);
+	if (n) {
+		n->uid = uid;
+		n->gid = gid;
+		n->mode = mode & 07777;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return n;
+}
+
+/* Replace a file's content if it differs. Returns 1 if changed, 0 if not, -ENOMEM. */
+static int file_set(struct vfile *f, const struct view_file_spec *spec, struct timespec ts)
+{
+	char *data;
+
+	if (f->data && f->len == spec->len && f->link == spec->link &&
+	    memcmp(f->data, spec->data, spec->len) == 0)
+		return 0;
+	data = malloc(spec->len + 1);
+	if (!data)
+		return -ENOMEM;
+	memcpy(data, spec->data, spec->len);
+	data[spec->len] = '\0';
+	free(f->data);
+	f->data = data;
+	f->len = spec->len;
+	f->link = spec->link;
+	f->mtime = ts;
+	return 1;
+}
+
+static bool str_equal(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Set a service's files from SPEC. Locked. */
+static int service_files_set(struct view *v, struct vnode *n, const struct view_service_spec *spec,
+			     bool fresh, size_t *ret_dropped)
+{
+	struct vfile *files;
+	size_t nfiles = 0, dropped = 0;
+	struct timespec ts = now();
+	bool listing_changed = false;
+	int r = 0;
+
+	files = calloc(spec->nfiles ? spec->nfiles : 1, sizeof(*files));
+	if (!files)
+		return -ENOMEM;
+	/* keep every surviving file (and its slot); new names get new slots */
+	for (size_t i = 0; i < spec->nfiles; i++) {
+		const struct view_file_spec *fs = &spec->files[i];
+		struct vfile *old = file_by_name(n, fs->name);
+		struct vfile *f = &files[nfiles];
+		bool dup = false;
+
+		for (size_t j = 0; j < nfiles; j++)
+			dup = dup || strcmp(files[j].name, fs->name) == 0;
+		if (dup)
+			continue;
+		if (old) {
+			*f = *old;
+			old->name = old->data = NULL; /* moved */
+			r = file_set(f, fs, ts);
+			if (r < 0)
+				goto fail;
+			if (r > 0 && !fresh)
+				queue_event(v, VIEW_EV_MODIFIED, 0, node_ino(n) | f->slot, NULL);
+		} else {
+			if (n->next_slot > VIEW_SLOT_MAX) {
+				dropped++;
+				continue;
+			}
+			f->name = strdup(fs->name);
+			if (!f->name || file_set(f, fs, ts) < 0) {
+				free(f->name);
+				*f = (struct vfile){0};
+				r = -ENOMEM;
+				goto fail;
+			}
+			f->slot = n->next_slot++;
+			listing_changed = true;
+		}
+		nfiles++;
+	}
+	/* files left behind in the old array are gone from the listing */
+	for (size_t i = 0; i < n->nfiles; i++) {
+		if (n->files[i].name) {
+			if (!fresh)
+				queue_event(v, VIEW_EV_REMOVED, node_ino(n),
+					    node_ino(n) | n->files[i].slot, n->files[i].name);
+			listing_changed = true;
+		}
+		file_free(&n->files[i]);
+	}
+	free(n->files);
+	/* slots only grow, but a kept file may precede a new one: sort by slot */
+	for (size_t i = 1; i < nfiles; i++) {
+		struct vfile key = files[i];
+		size_t j = i;
+		while (j > 0 && files[j - 1].slot > key.slot) {
+			files[j] = files[j - 1];
+			j--;
+		}
+		files[j] = key;
+	}
+	n->files = files;
+	n->nfiles = nfiles;
+	if (listing_changed && !fresh) {
+		n->mtime = n->ctime = ts;
+		queue_event(v, VIEW_EV_DIR_CHANGED, 0, node_ino(n), NULL);
+	}
+	if (ret_dropped)
+		*ret_dropped = dropped;
+	return 0;
+fail:
+	/* put moved files back so the node stays whole */
+	for (size_t i = 0; i < nfiles; i++) {
+		struct vfile *old = NULL;
+		for (size_t j = 0; j < n->nfiles && !old; j++)
+			if (!n->files[j].name && n->files[j].slot == files[i].slot)
+				old = &n->files[j];
+		if (old)
+			*old = files[i];
+		else
+			file_free(&files[i]);
+	}
+	free(files);
+	return r;
+}
+
+static void service_list_add(struct view *v, struct vnode *n)
+{
+	n->svc_prev = v->svc_tail;
+	n->svc_next = NULL;
+	if (v->svc_tail)
+		v->svc_tail->svc_next = n;
+	else
+		v->svc_head = n;
+	v->svc_tail = n;
+	v->nservices++;
+}
+
+static void service_list_remove(struct view *v, struct vnode *n)
+{
+	if (n->svc_prev)
+		n->svc_prev->svc_next = n->svc_next;
+	else
+		v->svc_head = n->svc_next;
+	if (n->svc_next)
+		n->svc_next->svc_prev = n->svc_prev;
+	else
+		v->svc_tail = n->svc_prev;
+	n->svc_prev = n->svc_next = NULL;
+	v->nservices--;
+}
+
+static int replace_string(char **dst, const char *src, bool *changed)
+{
+	char *p;
+
+	if (str_equal(*dst, src))
+		return 0;
+	p = src ? strdup(src) : NULL;
+	if (src && !p)
+		return -ENOMEM;
+	free(*dst);
+	*dst = p;
+	*changed = true;
+	return 0;
+}
+
+struct vnode *view_service_set(struct view *v, struct vnode *parent, struct vnode *node,
+			       const char *name, const struct view_service_spec *spec,
+			       size_t *ret_dropped)
+{
+	struct vnode *n = node;
+	bool fresh = !node, agg_changed = false;
+	mode_t mode = spec->mode & 07777;
+
+	pthread_mutex_lock(&v->lock);
+	if (fresh) {
+		n = dir_link(v, parent, name, VN_SERVICE);
+		if (!n)
+			goto out;
+		n->uid = spec->uid;
+		n->gid = spec->gid;
+		n->mode = mode;
+		service_list_add(v, n);
+		agg_changed = true;
+	} else if (n->uid != spec->uid || n->gid != spec->gid || n->mode != mode) {
+		n->uid = spec->uid;
+		n->gid = spec->gid;
+		n->mode = mode;
+		n->ctime = now();
+		queue_event(v, VIEW_EV_MODIFIED, 0, node_ino(n), NULL);
+		for (size_t i = 0; i < n->nfiles; i++)
+			queue_event(v, VIEW_EV_MODIFIED, 0, node_ino(n) | n->files[i].slot, NULL);
+	}
+	if (service_files_set(v, n, spec, fresh, ret_dropped) < 0 && fresh) {
+		/* a service without its files would lie; undo */
+		pthread_mutex_unlock(&v->lock);
+		view_remove(v, n);
+		return NULL;
+	}
+	if (replace_string(&n->entry_json, spec->entry_json, &agg_changed) < 0 ||
+	    replace_string(&n->target_json, spec->target_json, &agg_changed) < 0)
+		agg_changed = true; /* keep the old element, but re-render */
+	if (agg_changed)
+		aggregates_dirty(v);
+out:
+	pthread_mutex_unlock(&v->lock);
+	return n;
+}
+
+void view_remove(struct view *v, struct vnode *n)
+{
+	struct vnode *parent;
+
+	pthread_mutex_lock(&v->lock);
+	parent = n->parent;
+	if (!n->linked || !parent || n->children)
+		goto out; /* groups are emptied by the engine first */
+	HASH_DELETE(hn, parent->children, n);
+	order_remove(parent, n);
+	parent->nsubdirs--;
+	parent->mtime = parent->ctime = now();
+	queue_event(v, VIEW_EV_REMOVED, node_ino(parent), node_ino(n), n->name);
+	if (n->kind == VN_SERVICE) {
+		service_list_remove(v, n);
+		aggregates_dirty(v);
+	}
+	n->linked = false;
+	n->parent = NULL;
+	node_release(v, n);
+out:
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* ---- FUSE side ---- */
+
+int view_lookup(struct view *v, uint64_t parent, const char *name, struct stat *ret_st)
+{
+	struct vnode *dir, *child;
+	struct vfile *f;
+	unsigned slot;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&v->lock);
+	dir = node_by_ino(v, parent, &slot);
+	if (!dir || slot != 0) {
+		r = dir ? -ENOTDIR : -ENOENT;
+		goto out;
+	}
+	if (dir->kind == VN_ROOT && strcmp(name, VIEW_SERVICES_NAME) == 0) {
+		r = fill_aggregate_stat(v, VIEW_SERVICES_INO, ret_st);
+	} else if (dir->kind == VN_ROOT && strcmp(name, VIEW_TARGETS_NAME) == 0) {
+		r = fill_aggregate_stat(v, VIEW_TARGETS_INO, ret_st);
+	} else if (dir->kind == VN_SERVICE) {
+		if (!dir->linked)
+			goto out;
+		f = file_by_name(dir, name);
+		if (!f)
+			goto out;
+		fill_file_stat(dir, f, ret_st);
+		dir->nlookup++;
+		r = 0;
+	} else {
+		HASH_FIND(hn, dir->children, name, strlen(name), child);
+		if (!child)
+			goto out;
+		fill_dir_stat(child, ret_st);
+		child->nlookup++;
+		r = 0;
+	}
+out:
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int view_getattr(struct view *v, uint64_t ino, struct stat *ret_st)
+{
+	int r;
+
+	pthread_mutex_lock(&v->lock);
+	r = stat_ino(v, ino, ret_st);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+void view_forget(struct view *v, uint64_t ino, uint64_t nlookup)
+{
+	struct vnode *n;
+	unsigned slot;
+
+	if (ino == VIEW_ROOT_INO || ino == VIEW_SERVICES_INO || ino == VIEW_TARGETS_INO)
+		return; /* static, never freed */
+	pthread_mutex_lock(&v->lock);
+	n = node_by_ino(v, ino, &slot);
+	if (n) {
+		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
+		node_release(v, n);
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+int view_readlink(struct view *v, uint64_t ino, view_data_fn *fn, void *ctx)
+{
+	struct vnode *n;
+	struct vfile *f = NULL;
+	unsigned slot;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&v->lock);
+	n = node_by_ino(v, ino, &slot);
+	if (n && slot)
+		f = file_by_slot(n, slot);
+	if (f) {
+		r = f->link ? 0 : -EINVAL;
+		if (r == 0)
+			fn(ctx, f->data, f->len);
+	}
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+static void reply_range(const char *data, size_t len, uint64_t off, size_t size, view_data_fn *fn,
+			void *ctx)
+{
+	if (off >= len)
+		fn(ctx, data, 0);
+	else
+		fn(ctx, data + off, len - off < size ? len - off : size);
+}
+
+int view_read(struct view *v, uint64_t ino, uint64_t off, size_t size, view_data_fn *fn,
+	      void *ctx)
+{
+	struct vnode *n;
+	struct vfile *f;
+	unsigned slot;
+	int r = 0;
+
+	pthread_mutex_lock(&v->lock);
+	if (ino == VIEW_SERVICES_INO || ino == VIEW_TARGETS_INO) {
+		struct aggregate *agg = ino == VIEW_SERVICES_INO ? &v->services : &v->targets;
+		r = aggregate_render(v, ino);
+		if (r == 0)
+			reply_range(agg->data, agg->len, off, size, fn, ctx);
+		goto out;
+	}
+	n = node_by_ino(v, ino, &slot);
+	if (!n) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (slot == 0) {
+		r = -EISDIR;
+		goto out;
+	}
+	f = file_by_slot(n, slot);
+	if (!f)
+		r = -ENOENT;
+	else if (f->link)
+		r = -EINVAL;
+	else
+		reply_range(f->data, f->len, off, size, fn, ctx);
+out:
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dirent_fn *fn,
+		 void *ctx)
+{
+	struct vnode *dir;
+	struct stat st;
+	unsigned slot;
+	int r = 0;
+
+	pthread_mutex_lock(&v->lock);
+	dir = node_by_ino(v, ino, &slot);
+	if (!dir || slot != 0) {
+		r = dir ? -ENOTDIR : -ENOENT;
+		goto out;
+	}
+	if (off < 1) {
+		fill_dir_stat(dir, &st);
+		if (!fn(ctx, ".", &st, 1))
+			goto out;
+	}
+	if (off < 2) {
+		fill_dir_stat(dir->parent ? dir->parent : dir, &st);
+		if (!fn(ctx, "..", &st, 2))
+			goto out;
+	}
+	if (dir->kind == VN_SERVICE) {
+		if (!dir->linked)
+			goto out; /* a removed directory reads as empty */
+		for (size_t i = 0; i < dir->nfiles; i++) {
+			struct vfile *f = &dir->files[i];
+			if (f->slot + 2u <= off)
+				continue;
+			fill_file_stat(dir, f, &st);
+			if (!fn(ctx, f->name, &st, f->slot + 2u))
+				goto out;
+			if (plus)
+				dir->nlookup++;
+		}
+		goto out;
+	}
+	if (dir->kind == VN_ROOT) {
+		if (off < 3) {
+			if ((r = fill_aggregate_stat(v, VIEW_SERVICES_INO, &st)) < 0)
+				goto out;
+			if (!fn(ctx, VIEW_SERVICES_NAME, &st, 3))
+				goto out;
+		}
+		if (off < 4) {
+			if ((r = fill_aggregate_stat(v, VIEW_TARGETS_INO, &st)) < 0)
+				goto out;
+			if (!fn(ctx, VIEW_TARGETS_NAME, &st, 4))
+				goto out;
+		}
+	}
+	for (size_t i = order_find_after(dir, off); i < dir->norder; i++) {
+		struct vnode *child = dir->order[i].node;
+		if (!child)
+			continue;
+		fill_dir_stat(child, &st);
+		if (!fn(ctx, child->name, &st, dir->order[i].seq))
+			goto out;
+		if (plus)
+			child->nlookup++;
+	}
+out:
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+/* The xattr value of a file: its content less the trailing newline. */
+static void xattr_value(const struct vfile *f, const char **ret, size_t *ret_len)
+{
+	size_t len = f->len;
+
+	if (!f->link && len > 0 && f->data[len - 1] == '\n')
+		len--;
+	*ret = f->data;
+	*ret_len = len;
+}
+
+int view_getxattr(struct view *v, uint64_t ino, const char *name, view_data_fn *fn, void *ctx)
+{
+	const size_t plen = sizeof(VIEW_XATTR_PREFIX) - 1;
+	struct vnode *n;
+	struct vfile *f;
+	unsigned slot;
+	int r = -ENODATA;
+
+	if (strncmp(name, VIEW_XATTR_PREFIX, plen) != 0)
+		return -ENODATA;
+	pthread_mutex_lock(&v->lock);
+	n = node_by_ino(v, ino, &slot);
+	if (!n) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (slot != 0 || n->kind != VN_SERVICE || !n->linked)
+		goto out;
+	f = file_by_name(n, name + plen);
+	if (f) {
+		const char *val;
+		size_t len;
+		xattr_value(f, &val, &len);
+		fn(ctx, val, len);
+		r = 0;
+	}
+out:
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int view_listxattr(struct view *v, uint64_t ino, view_data_fn *fn, void *ctx)
+{
+	const size_t plen = sizeof(VIEW_XATTR_PREFIX) - 1;
+	struct svcfs_buf b;
+	struct vnode *n;
+	unsigned slot;
+	int r = 0;
+
+	svcfs_buf_init(&b);
+	pthread_mutex_lock(&v->lock);
+	n = node_by_ino(v, ino, &slot);
+	if (!n && ino != VIEW_SERVICES_INO && ino != VIEW_TARGETS_INO) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (n && slot == 0 && n->kind == VN_SERVICE && n->linked) {
+		for (size_t i = 0; i < n->nfiles; i++) {
+			/* xattr names are limited to 255 bytes; longer keys are files only */
+			if (plen + strlen(n->files[i].name) > 255)
+				continue;
+			svcfs_buf_add(&b, VIEW_XATTR_PREFIX, plen);
+			svcfs_buf_add(&b, n->files[i].name, strlen(n->files[i].name) + 1);
+		}
+	}
+	if (b.failed) {
+		r = -ENOMEM;
+		goto out;
+	}
+	fn(ctx, b.data ? b.data : "", b.len);
+out:
+	pthread_mutex_unlock(&v->lock);
+	svcfs_buf_free(&b);
+	return r;
+}

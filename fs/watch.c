@@ -1,0 +1,256 @@
+/*
+ * watch — the engine thread: one epoll over the inotify descriptor, the
+ * probe-interval timer, the quick-retry timer, the poll timer (-o poll) and
+ * a stop eventfd. Each wake-up handles everything that is ready, then
+ * delivers the view's queued events (cache invalidations) once.
+ *
+ * inotify events are read in batches; a batch is handled after one fresh
+ * sock_diag dump, so a burst of new sockets costs one dump, not one each.
+ * IN_Q_OVERFLOW means events were lost: rescan and reconcile everything.
+ * If BACKING itself is deleted or moved away, every service leaves the view
+ * and the root is looked for again at each probe interval.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "log.h"
+
+#define INOTIFY_BUF (64 * 1024)
+
+enum { EV_INOTIFY = 1, EV_INTERVAL, EV_RETRY, EV_POLL, EV_STOP };
+
+static int arm_periodic(int fd, double seconds)
+{
+	struct itimerspec it;
+	long long ns = (long long)(seconds * 1e9);
+
+	it.it_interval.tv_sec = ns / 1000000000ll;
+	it.it_interval.tv_nsec = ns % 1000000000ll;
+	it.it_value = it.it_interval;
+	return timerfd_settime(fd, 0, &it, NULL);
+}
+
+static void drain(int fd)
+{
+	uint64_t v;
+	ssize_t n = read(fd, &v, sizeof(v));
+	(void)n;
+}
+
+static void arm_retry(struct engine *e)
+{
+	struct itimerspec it = {0};
+
+	it.it_value = table_next_retry(e);
+	/* {0,0} disarms; an absolute time in the past fires at once */
+	timerfd_settime(e->retry_fd, TFD_TIMER_ABSTIME, &it, NULL);
+}
+
+static void root_lost(struct engine *e, const char *why)
+{
+	log_err("%s: %s; all services hidden until it is back", e->backing, why);
+	table_close_root(e);
+}
+
+static void handle_inotify(struct engine *e)
+{
+	char *buf = malloc(INOTIFY_BUF);
+	bool dumped = false;
+
+	if (!buf) {
+		log_err("out of memory reading inotify events; rescanning");
+		table_rescan(e);
+		return;
+	}
+	for (;;) {
+		ssize_t n = read(e->inotify_fd, buf, INOTIFY_BUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (!dumped) {
+			/* one dump serves the whole batch */
+			e->dump_fresh = probe_dump(e->probe) == 0;
+			dumped = true;
+		}
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			struct tdir *d;
+
+			p += sizeof(*ev) + ev->len;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				log_warn("inotify queue overflow; rescanning %s", e->backing);
+				table_rescan(e);
+				continue;
+			}
+			d = table_dir_by_wd(e, ev->wd);
+			if (!d || (ev->mask & IN_IGNORED))
+				continue;
+			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+				/* a group's parent reports it too; only the root matters here */
+				if (table_dir_is_root(e, d))
+					root_lost(e, ev->mask & IN_DELETE_SELF ? "deleted"
+										: "moved away");
+				if (!e->root)
+					break;
+				continue;
+			}
+			if (ev->len > 0)
+				table_dir_event(e, d, ev->mask, ev->name);
+		}
+	}
+	e->dump_fresh = false;
+	free(buf);
+}
+
+/* The probe-interval tick: check every service; look for a lost root. */
+static void handle_interval(struct engine *e)
+{
+	if (!e->root) {
+		if (table_open_root(e) == 0)
+			log_info("%s: back; following it again", e->backing);
+		return;
+	}
+	table_check_all(e);
+}
+
+static void *engine_main(void *arg)
+{
+	struct engine *e = arg;
+	struct epoll_event evs[8];
+
+	for (;;) {
+		int n = epoll_wait(e->epoll_fd, evs, 8, -1);
+		bool stop = false;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_err("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			switch (evs[i].data.u32) {
+			case EV_INOTIFY:
+				handle_inotify(e);
+				break;
+			case EV_INTERVAL:
+				drain(e->interval_fd);
+				handle_interval(e);
+				break;
+			case EV_RETRY:
+				drain(e->retry_fd);
+				table_run_retries(e);
+				break;
+			case EV_POLL:
+				drain(e->poll_fd);
+				if (e->root)
+					table_rescan(e);
+				break;
+			case EV_STOP:
+				stop = true;
+				break;
+			}
+		}
+		view_flush(e->view);
+		if (stop)
+			break;
+		arm_retry(e);
+	}
+	return NULL;
+}
+
+static int add_fd(struct engine *e, int fd, uint32_t tag)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
+	return epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int engine_init(struct engine *e, const char *backing, const struct svcfs_options *opt,
+		struct view *view)
+{
+	int r;
+
+	memset(e, 0, sizeof(*e));
+	e->inotify_fd = e->epoll_fd = e->interval_fd = e->retry_fd = e->poll_fd = e->stop_fd =
+		-1;
+	e->opt = *opt;
+	e->view = view;
+	e->backing = strdup(backing);
+	e->probe = probe_new();
+	if (!e->backing || !e->probe)
+		return -ENOMEM;
+	if (!probe_has_diag(e->probe))
+		log_warn("sock_diag (NETLINK_SOCK_DIAG) unavailable: probing services by connecting");
+	if (opt->poll <= 0) {
+		e->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (e->inotify_fd < 0)
+			log_warn("inotify unavailable (%s): rescanning every probe interval",
+				 strerror(errno));
+	}
+	e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	e->interval_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	e->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	e->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (e->epoll_fd < 0 || e->interval_fd < 0 || e->retry_fd < 0 || e->stop_fd < 0)
+		return -errno;
+	if (opt->poll > 0) {
+		e->poll_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (e->poll_fd < 0 || arm_periodic(e->poll_fd, opt->poll) < 0 ||
+		    add_fd(e, e->poll_fd, EV_POLL) < 0)
+			return -errno;
+	}
+	if ((e->inotify_fd >= 0 && add_fd(e, e->inotify_fd, EV_INOTIFY) < 0) ||
+	    add_fd(e, e->interval_fd, EV_INTERVAL) < 0 || add_fd(e, e->retry_fd, EV_RETRY) < 0 ||
+	    add_fd(e, e->stop_fd, EV_STOP) < 0 || arm_periodic(e->interval_fd, opt->probe_interval) < 0)
+		return -errno;
+	r = table_open_root(e);
+	if (r < 0)
+		return r;
+	if (e->inotify_fd < 0)
+		e->unwatched = opt->poll <= 0; /* no inotify and no poll timer: rescan per interval */
+	return 0;
+}
+
+int engine_start(struct engine *e)
+{
+	int r;
+
+	arm_retry(e);
+	r = pthread_create(&e->thread, NULL, engine_main, e);
+	if (r)
+		return -r;
+	e->running = true;
+	return 0;
+}
+
+void engine_stop(struct engine *e)
+{
+	uint64_t one = 1;
+
+	if (e->running) {
+		ssize_t n = write(e->stop_fd, &one, sizeof(one));
+		(void)n;
+		pthread_join(e->thread, NULL);
+		e->running = false;
+	}
+	table_free(e);
+	int *fds[] = {&e->inotify_fd, &e->epoll_fd, &e->interval_fd,
+		      &e->retry_fd,   &e->poll_fd,  &e->stop_fd};
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+	e->probe = probe_free(e->probe);
+	free(e->backing);
+	e->backing = NULL;
+}

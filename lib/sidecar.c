@@ -1,0 +1,169 @@
+/*
+ * Sidecar metadata (SPEC §2): NAME.json holds one JSON object of at most
+ * SVCFS_SIDECAR_MAX bytes. Parsing is strict and bounded (size, depth,
+ * top-level keys) so that a hostile or broken sidecar costs a log line and
+ * nothing else. Reading never follows a symlink and never blocks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "svcfs-internal.h"
+
+static bool is_json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int svcfs_sidecar_parse(const char *buf, size_t len, json_object **ret_obj, const char **ret_why)
+{
+	json_tokener *tok = NULL;
+	json_object *obj = NULL;
+	enum json_tokener_error jerr;
+	size_t end;
+	int r;
+
+	if (len > SVCFS_SIDECAR_MAX) {
+		*ret_why = "larger than 64 KiB";
+		return -EFBIG;
+	}
+	if (memchr(buf, '\0', len)) {
+		*ret_why = "contains a NUL byte";
+		return -EINVAL;
+	}
+	/* depth + 1: json-c counts the top-level object as one level */
+	tok = json_tokener_new_ex(SVCFS_SIDECAR_DEPTH + 1);
+	if (!tok)
+		return -ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	obj = json_tokener_parse_ex(tok, buf, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (!obj) {
+		if (jerr == json_tokener_error_depth) {
+			*ret_why = "nested too deeply";
+			r = -E2BIG;
+		} else if (jerr == json_tokener_continue) {
+			*ret_why = "truncated JSON";
+			r = -EINVAL;
+		} else {
+			*ret_why = json_tokener_error_desc(jerr);
+			r = -EINVAL;
+		}
+		goto out;
+	}
+	end = json_tokener_get_parse_end(tok);
+	while (end < len && is_json_space(buf[end]))
+		end++;
+	if (end != len) {
+		*ret_why = "text after the JSON object";
+		r = -EINVAL;
+		goto out;
+	}
+	if (!json_object_is_type(obj, json_type_object)) {
+		*ret_why = "not a JSON object";
+		r = -EINVAL;
+		goto out;
+	}
+	if (json_object_object_length(obj) > SVCFS_SIDECAR_KEYS_MAX) {
+		*ret_why = "more than 256 top-level keys";
+		r = -E2BIG;
+		goto out;
+	}
+	*ret_obj = obj;
+	obj = NULL;
+	r = 0;
+out:
+	json_object_put(obj);
+	json_tokener_free(tok);
+	return r;
+}
+
+int svcfs_sidecar_read(int dirfd, const char *name, uid_t trusted_uid, json_object **ret_obj,
+		       struct stat *ret_st, const char **ret_why)
+{
+	char *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+	int fd, r;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		*ret_why = r == -ELOOP ? "is a symlink" : strerror(errno);
+		return r == -ELOOP ? -EINVAL : r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		*ret_why = strerror(errno);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*ret_why = "not a regular file";
+		r = -EINVAL;
+		goto out;
+	}
+	if (st.st_uid != trusted_uid && st.st_uid != 0) {
+		*ret_why = "owned by another user than the socket";
+		r = -EPERM;
+		goto out;
+	}
+	if (st.st_size > SVCFS_SIDECAR_MAX) {
+		*ret_why = "larger than 64 KiB";
+		r = -EFBIG;
+		goto out;
+	}
+	/* one byte more than allowed, to see a file that grew since fstat */
+	buf = malloc(SVCFS_SIDECAR_MAX + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		*ret_why = strerror(ENOMEM);
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, SVCFS_SIDECAR_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			*ret_why = strerror(errno);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > SVCFS_SIDECAR_MAX) {
+			*ret_why = "larger than 64 KiB";
+			r = -EFBIG;
+			goto out;
+		}
+	}
+	r = svcfs_sidecar_parse(buf, len, ret_obj, ret_why);
+	if (r == 0 && ret_st)
+		*ret_st = st;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+json_object *svcfs_meta_merge(json_object *meta, const struct svcfs_tokens *tokens)
+{
+	json_object *out;
+
+	if (meta) {
+		out = NULL;
+		if (json_object_deep_copy(meta, &out, NULL) < 0)
+			return NULL;
+	} else {
+		out = json_object_new_object();
+		if (!out)
+			return NULL;
+	}
+	if (tokens->port && !json_object_object_get_ex(out, "port", NULL))
+		json_object_object_add(out, "port", json_object_new_int64(tokens->port));
+	return out;
+}

@@ -1,0 +1,7 @@
+/* The library's identity. */
+#include "svcfs.h"
+
+const char *svcfs_version(void)
+{
+	return SVCFS_VERSION;
+}
