@@ -27,7 +27,9 @@
 
 struct cli {
 	char *backing;
+	char *mountpoint; /* ours, so that a bad one gets svcfs's message, not libfuse's */
 	int nonopts;
+	char *extra; /* the first argument after MOUNTPOINT: an error */
 };
 
 static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -37,11 +39,14 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	(void)outargs;
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
-	if (++cli->nonopts == 1) {
-		cli->backing = strdup(arg);
-		return cli->backing ? 0 : -1;
+	if (++cli->nonopts <= 2) {
+		char **dst = cli->nonopts == 1 ? &cli->backing : &cli->mountpoint;
+		*dst = strdup(arg);
+		return *dst ? 0 : -1;
 	}
-	return 1; /* MOUNTPOINT, and any extra for fuse_parse_cmdline to refuse */
+	if (!cli->extra)
+		cli->extra = strdup(arg);
+	return 0;
 }
 
 static void usage(const char *prog)
@@ -152,7 +157,11 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out;
 	}
-	if (!cli.backing || !cmd.mountpoint) {
+	if (cli.extra) {
+		fprintf(stderr, "svcfs: unexpected argument '%s' after MOUNTPOINT\n", cli.extra);
+		goto out;
+	}
+	if (!cli.backing || !cli.mountpoint) {
 		fprintf(stderr, "svcfs: %s\nusage: %s [options] BACKING MOUNTPOINT (see --help)\n",
 			cli.backing ? "missing MOUNTPOINT" : "missing BACKING and MOUNTPOINT",
 			argv[0]);
@@ -163,7 +172,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	ret = EXIT_FAILURE;
-	if (check_paths(cli.backing, cmd.mountpoint, real_backing, &bst) < 0)
+	if (check_paths(cli.backing, cli.mountpoint, real_backing, &bst) < 0)
 		goto out;
 	fsname = fsname_option(real_backing);
 	if (!fsname || fuse_opt_add_arg(&args, fsname) < 0)
@@ -189,7 +198,7 @@ int main(int argc, char *argv[])
 	if (fuse_set_signal_handlers(fs.se) != 0)
 		goto out;
 	handlers = true;
-	if (fuse_session_mount(fs.se, cmd.mountpoint) != 0)
+	if (fuse_session_mount(fs.se, cli.mountpoint) != 0)
 		goto out;
 	mounted = true;
 	if (fuse_daemonize(cmd.foreground) != 0)
@@ -201,7 +210,7 @@ int main(int argc, char *argv[])
 		log_err("cannot start the engine thread: %s", strerror(-r));
 		goto out;
 	}
-	log_info("%s mounted on %s (%zu services)", real_backing, cmd.mountpoint,
+	log_info("%s mounted on %s (%zu services)", real_backing, cli.mountpoint,
 		 view_service_count(fs.view));
 
 	loop = fuse_loop_cfg_create();
@@ -215,7 +224,7 @@ int main(int argc, char *argv[])
 	/* a signal ends the loop with the signal's number: that is a clean exit */
 	ret = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? 0 : EXIT_FAILURE;
 	if (ret == 0)
-		log_info("unmounting %s", cmd.mountpoint);
+		log_info("unmounting %s", cli.mountpoint);
 out:
 	if (engine_ready) {
 		atomic_store(&fs.mounted, false);
@@ -231,7 +240,8 @@ out:
 	view_free(fs.view);
 	free(fsname);
 	free(cli.backing);
-	free(cmd.mountpoint);
+	free(cli.mountpoint);
+	free(cli.extra);
 	fuse_opt_free_args(&args);
 	return ret;
 }
