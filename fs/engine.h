@@ -39,6 +39,7 @@ struct engine {
 	struct tsvc *retry_head; /* services waiting for a quick re-check */
 	size_t nvisible;
 	bool max_logged, diag_logged;
+	bool quiet; /* initial scan: one summary line instead of one per service */
 	pthread_t thread;
 	bool running;
 };

@@ -81,7 +81,12 @@ int options_parse(struct fuse_args *args, struct svcfs_options *ret, char *err, 
 		snprintf(err, errsize, "cannot parse options");
 		return -EINVAL;
 	}
-	o.reap = raw.reap;
+	if (raw.reap) {
+		/* deleting files safely needs the lock protocol of SPEC §3.4 (next release) */
+		snprintf(err, errsize, "-o reap is not supported by this version of svcfs");
+		r = -EINVAL;
+		goto out;
+	}
 	if (raw.probe_interval &&
 	    (r = parse_seconds("probe_interval", raw.probe_interval, 0.01, 86400,
 			       &o.probe_interval, err, errsize)) < 0)
@@ -117,7 +122,7 @@ void options_usage(void)
 	       "    -o probe_interval=SECONDS  full liveness check interval (default 2)\n"
 	       "    -o probe_timeout=MS        timeout of a connect/health probe (default 250)\n"
 	       "    -o grace=SECONDS           time a refused socket is given (default 1)\n"
-	       "    -o reap                    delete stale socket files from BACKING\n"
+
 	       "    -o poll=SECONDS            rescan BACKING by polling instead of inotify\n"
 	       "    -o max_services=N          most services shown (default 100000)\n");
 }

@@ -40,6 +40,7 @@
 #include "svcfs-internal.h"
 
 #define RETRY_FIRST_NS 10000ll	       /* 10 µs: SPEC §3.1 */
+#define OWNER_TRIES    3	       /* connects for the owner's credentials, at most */
 #define RETRY_MAX_NS   100000000ll     /* then the interval check takes over */
 #define WATCH_MASK                                                                                \
 	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB |       \
@@ -81,6 +82,7 @@ struct tsvc {
 	uid_t ouid;
 	gid_t ogid;
 	bool owner_done;
+	unsigned owner_tries; /* connects that met a full queue */
 	json_object *sidecar;
 	struct stat sidecar_st; /* identity of the sidecar last read */
 	bool sidecar_known;
@@ -258,12 +260,13 @@ static void svc_publish(struct engine *e, struct tsvc *s)
 		log_warn("%s: %zu metadata keys not shown as files (too many in its life)",
 			 display(s, name, sizeof(name)), dropped);
 	if (fresh) {
+		int prio = e->quiet ? LOG_DEBUG : LOG_INFO;
 		e->nvisible++;
 		if (s->pid)
-			log_info("%s: alive (pid %ld)", display(s, name, sizeof(name)),
-				 (long)s->pid);
+			log_msg(prio, "%s: alive (pid %ld)", display(s, name, sizeof(name)),
+				(long)s->pid);
 		else
-			log_info("%s: alive", display(s, name, sizeof(name)));
+			log_msg(prio, "%s: alive", display(s, name, sizeof(name)));
 	}
 	s->vnode = n;
 	s->dirty = false;
@@ -287,6 +290,7 @@ static void svc_vanish(struct engine *e, struct tsvc *s, const char *why)
 	}
 	s->alive = s->busy = false;
 	s->owner_done = false;
+	s->owner_tries = 0;
 	s->pid = 0;
 	s->lost_at = (struct timespec){0, 0};
 }
@@ -316,9 +320,16 @@ static void svc_find_owner(struct engine *e, struct tsvc *s)
 		s->owner_done = true; /* no connection, no credentials: the file's owner */
 		return;
 	}
+	/*
+	 * A full queue would refuse us and our connection would only add to
+	 * it: wait for a check where the service keeps up, and give up after
+	 * a few tries rather than knock on its door every interval.
+	 */
+	if (s->busy)
+		return;
 	r = probe_owner(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM, &cred);
-	if (r == -EAGAIN)
-		return; /* queue full: try at the next check */
+	if (r == -EAGAIN && ++s->owner_tries < OWNER_TRIES)
+		return;
 	s->owner_done = true;
 	if (r == 0) {
 		s->pid = cred.pid;
@@ -542,8 +553,24 @@ static void svc_evaluate(struct engine *e, struct tdir *d, const char *name)
 		svc_publish(e, s);
 }
 
-/* Evaluate every service an event on file NAME may concern. */
-static void evaluate_file(struct engine *e, struct tdir *d, const char *name)
+/* Evaluate NAME unless this scan already did (SCANNING) and kept it. */
+static void evaluate_once(struct engine *e, struct tdir *d, const char *name, bool scanning)
+{
+	struct tsvc *s;
+
+	if (scanning) {
+		HASH_FIND_STR(d->svcs, name, s);
+		if (s && s->seen)
+			return; /* NAME.sock and NAME.json both lead here */
+	}
+	svc_evaluate(e, d, name);
+}
+
+/*
+ * Evaluate every service an event on file NAME may concern. During a scan
+ * (SCANNING) each service is evaluated once, whichever of its files is met.
+ */
+static void evaluate_file(struct engine *e, struct tdir *d, const char *name, bool scanning)
 {
 	char stem[NAME_MAX + 1];
 	size_t stemlen;
@@ -555,10 +582,10 @@ static void evaluate_file(struct engine *e, struct tdir *d, const char *name)
 	if (k != SVCFS_SUFFIX_NONE && stemlen < sizeof(stem)) {
 		memcpy(stem, name, stemlen);
 		stem[stemlen] = '\0';
-		svc_evaluate(e, d, stem);
+		evaluate_once(e, d, stem, scanning);
 	}
 	if (k != SVCFS_SUFFIX_SOCK)
-		svc_evaluate(e, d, name); /* a socket named exactly NAME */
+		evaluate_once(e, d, name, scanning); /* a socket named exactly NAME */
 }
 
 /* ---- directories ---- */
@@ -746,7 +773,7 @@ static void dir_scan(struct engine *e, struct tdir *d)
 			}
 			continue;
 		}
-		evaluate_file(e, d, de->d_name);
+		evaluate_file(e, d, de->d_name, true);
 	}
 	closedir(dp);
 	HASH_ITER(hh, d->subdirs, sub, tsub) if (!sub->seen) dir_free(e, sub);
@@ -831,7 +858,7 @@ void table_dir_event(struct engine *e, struct tdir *d, uint32_t mask, const char
 		svc_evaluate(e, d, name); /* a same-named service may leave or return */
 		return;
 	}
-	evaluate_file(e, d, name);
+	evaluate_file(e, d, name, false);
 }
 
 static void check_dir(struct engine *e, struct tdir *d)

@@ -993,6 +993,13 @@ int view_getxattr(struct view *v, uint64_t ino, const char *name, view_data_fn *
 	unsigned slot;
 	int r = -ENODATA;
 
+	/*
+	 * Only user.* exists here. Saying so (ENOTSUP) for security.*,
+	 * system.* (ACLs) and trusted.* lets tools such as ls -l, which ask
+	 * for them on every file, stop asking for the whole mount.
+	 */
+	if (strncmp(name, "user.", 5) != 0)
+		return -EOPNOTSUPP;
 	if (strncmp(name, VIEW_XATTR_PREFIX, plen) != 0)
 		return -ENODATA;
 	pthread_mutex_lock(&v->lock);

@@ -120,7 +120,10 @@ typedef bool view_dirent_fn(void *ctx, const char *name, const struct stat *st, 
 int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dirent_fn *fn,
 		 void *ctx);
 
-/* Extended attributes user.svcfs.FILE of a service directory. */
+/*
+ * Extended attributes user.svcfs.FILE of a service directory. Other user.*
+ * names are -ENODATA; other namespaces -EOPNOTSUPP (there are none here).
+ */
 #define VIEW_XATTR_PREFIX "user.svcfs."
 int view_getxattr(struct view *v, uint64_t ino, const char *name, view_data_fn *fn, void *ctx);
 int view_listxattr(struct view *v, uint64_t ino, view_data_fn *fn, void *ctx);

@@ -212,7 +212,9 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 	    add_fd(e, e->interval_fd, EV_INTERVAL) < 0 || add_fd(e, e->retry_fd, EV_RETRY) < 0 ||
 	    add_fd(e, e->stop_fd, EV_STOP) < 0 || arm_periodic(e->interval_fd, opt->probe_interval) < 0)
 		return -errno;
+	e->quiet = true;
 	r = table_open_root(e);
+	e->quiet = false;
 	if (r < 0)
 		return r;
 	if (e->inotify_fd < 0)
