@@ -118,13 +118,19 @@ static bool ts_before(struct timespec a, struct timespec b)
 	return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
 }
 
-/* "group/name" or "name", for log lines. */
+/*
+ * "group/name" or "name", for log lines; control characters become '?' so
+ * that a file name cannot forge a log line.
+ */
 static const char *display(const struct tsvc *s, char *buf, size_t size)
 {
 	if (s->dir->relpath[0])
 		snprintf(buf, size, "%s/%s", s->dir->relpath, s->name);
 	else
 		snprintf(buf, size, "%s", s->name);
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return buf;
 }
 
@@ -443,7 +449,7 @@ static bool same_file_version(const struct stat *a, const struct stat *b)
 }
 
 /* Re-read NAME.json if it changed. Marks the service dirty when it did. */
-static void svc_read_sidecar(struct tsvc *s)
+static void svc_read_sidecar(struct engine *e, struct tsvc *s)
 {
 	char file[NAME_MAX + 1], name[PATH_MAX];
 	json_object *obj = NULL;
@@ -470,7 +476,8 @@ static void svc_read_sidecar(struct tsvc *s)
 	s->dirty = true;
 	r = svcfs_sidecar_read(s->dir->fd, file, s->uid, &obj, NULL, &why);
 	if (r < 0 && r != -ENOENT)
-		log_warn("%s: sidecar %s ignored: %s", display(s, name, sizeof(name)), file, why);
+		log_warn("%s/%s.json: sidecar ignored: %s", e->backing, display(s, name, sizeof(name)),
+			 why);
 	json_object_put(s->sidecar);
 	s->sidecar = r == 0 ? obj : NULL;
 }
@@ -547,7 +554,7 @@ static void svc_evaluate(struct engine *e, struct tdir *d, const char *name)
 			s->ogid = s->gid;
 		}
 	}
-	svc_read_sidecar(s);
+	svc_read_sidecar(e, s);
 	svc_check(e, s);
 	if (s->alive && s->dirty)
 		svc_publish(e, s);

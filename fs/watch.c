@@ -11,6 +11,7 @@
  * and the root is looked for again at each probe interval.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -224,10 +225,21 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 
 int engine_start(struct engine *e)
 {
+	sigset_t block, old;
 	int r;
 
 	arm_retry(e);
+	/*
+	 * Termination signals belong to the FUSE loop's thread (libfuse's
+	 * handlers end the loop from there); the engine thread never takes them.
+	 */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
 	r = pthread_create(&e->thread, NULL, engine_main, e);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r)
 		return -r;
 	e->running = true;
