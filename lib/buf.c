@@ -85,8 +85,7 @@ void svcfs_buf_addf(struct svcfs_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at S (at most LEFT bytes), or 0. */
-static size_t utf8_seq_len(const unsigned char *s, size_t left)
+size_t svcfs_utf8_seq_len(const unsigned char *s, size_t left)
 {
 	size_t n;
 	uint32_t cp;
@@ -124,7 +123,7 @@ void svcfs_buf_add_json_string(struct svcfs_buf *b, const char *s, size_t len)
 	while (i < len) {
 		size_t run = i;
 		/* copy the longest run that needs no escaping in one go */
-		while (run < len && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' &&
+		while (run < len && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' &&
 		       p[run] != '\\')
 			run++;
 		svcfs_buf_add(b, s + i, run - i);
@@ -151,7 +150,7 @@ void svcfs_buf_add_json_string(struct svcfs_buf *b, const char *s, size_t len)
 			if (p[i] < 0x20 || p[i] == 0x7f) {
 				svcfs_buf_addf(b, "\\u%04x", p[i]);
 			} else {
-				size_t n = utf8_seq_len(p + i, len - i);
+				size_t n = svcfs_utf8_seq_len(p + i, len - i);
 				if (n == 0) {
 					svcfs_buf_add(b, "\\ufffd", 6);
 					n = 1;
@@ -175,6 +174,7 @@ char *svcfs_buf_steal(struct svcfs_buf *b, size_t *ret_len)
 		svcfs_buf_free(b);
 		return NULL;
 	}
+	b->data[b->len] = '\0'; /* also when nothing was ever added */
 	p = b->data;
 	if (ret_len)
 		*ret_len = b->len;

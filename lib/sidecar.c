@@ -19,6 +19,56 @@ static bool is_json_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/*
+ * What json-c's strict mode still lets through, caught in one pass: invalid
+ * UTF-8, raw control characters in strings, and anything outside strings
+ * that strict JSON cannot hold there (single quotes, NaN, Infinity,
+ * comments). Also measures the nesting depth, counting empty containers.
+ * Returns NULL if the text passes, else the reason.
+ */
+static const char *lint(const char *buf, size_t len, bool *ret_too_deep)
+{
+	static const char outside[] = " \t\n\r{}[],:0123456789-+.eEtrufalsn";
+	const unsigned char *p = (const unsigned char *)buf;
+	bool in_string = false;
+	int depth = 0;
+
+	*ret_too_deep = false;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = p[i];
+		if (c >= 0x80) {
+			size_t n = svcfs_utf8_seq_len(p + i, len - i);
+			if (n == 0)
+				return "invalid UTF-8";
+			if (!in_string)
+				return "not strict JSON";
+			i += n;
+			continue;
+		}
+		if (in_string) {
+			if (c == '"')
+				in_string = false;
+			else if (c == '\\')
+				i++; /* the escaped character; json-c checks the escape */
+			else if (c < 0x20 || c == 0x7f)
+				return "control character in a string";
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '{' || c == '[') {
+			if (++depth > SVCFS_SIDECAR_DEPTH) {
+				*ret_too_deep = true;
+				return "nested too deeply";
+			}
+		} else if (c == '}' || c == ']') {
+			depth--;
+		} else if (!strchr(outside, c)) {
+			return "not strict JSON";
+		}
+		i++;
+	}
+	return NULL;
+}
+
 int svcfs_sidecar_parse(const char *buf, size_t len, json_object **ret_obj, const char **ret_why)
 {
 	json_tokener *tok = NULL;
@@ -35,8 +85,16 @@ int svcfs_sidecar_parse(const char *buf, size_t len, json_object **ret_obj, cons
 		*ret_why = "contains a NUL byte";
 		return -EINVAL;
 	}
-	/* depth + 1: json-c counts the top-level object as one level */
-	tok = json_tokener_new_ex(SVCFS_SIDECAR_DEPTH + 1);
+	{
+		bool too_deep;
+		const char *why = lint(buf, len, &too_deep);
+		if (why) {
+			*ret_why = why;
+			return too_deep ? -E2BIG : -EINVAL;
+		}
+	}
+	/* lint() has bounded the depth; json-c's own limit is only a backstop */
+	tok = json_tokener_new_ex(SVCFS_SIDECAR_DEPTH + 2);
 	if (!tok)
 		return -ENOMEM;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);

@@ -83,11 +83,19 @@ int svcfs_sidecar_read(int dirfd, const char *name, uid_t trusted_uid, json_obje
 		       struct stat *ret_st, const char **ret_why);
 
 /*
- * Merge file-name TOKENS into sidecar object META (may be NULL): a token
- * sets its key only where the sidecar has none. Returns a new reference to
+ * Merge file-name TOKENS into sidecar object META (may be NULL): the port
+ * token sets "port" where the sidecar has none. (The pid token is an owner
+ * hint for the daemon, not metadata.) Returns a new reference to
  * an object (a new empty one when both are empty), or NULL on ENOMEM.
  */
 json_object *svcfs_meta_merge(json_object *meta, const struct svcfs_tokens *tokens);
+
+/*
+ * Length of the valid UTF-8 sequence at S (LEFT bytes available), or 0 if
+ * it is not valid UTF-8 (overlong forms, surrogates and code points past
+ * U+10FFFF are invalid).
+ */
+size_t svcfs_utf8_seq_len(const unsigned char *s, size_t left);
 
 /* ---- growable text buffer (buf.c) ---- */
 
