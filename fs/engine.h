@@ -33,7 +33,7 @@ struct engine {
 	struct tdir *root; /* NULL while BACKING is gone */
 	struct tdir *by_wd; /* watched directories by inotify watch */
 	int inotify_fd;	    /* -1 in poll mode */
-	int epoll_fd, interval_fd, retry_fd, poll_fd, stop_fd;
+	int epoll_fd, interval_fd, retry_fd, poll_fd, stop_fd, wake_fd;
 	bool unwatched;	     /* some directory has no inotify watch: rescan each interval */
 	bool dump_fresh;     /* the probe's table is from this batch */
 	struct tsvc *retry_head; /* services waiting for a quick re-check */
@@ -63,6 +63,8 @@ void table_run_retries(struct engine *e);
 struct timespec table_next_retry(struct engine *e);
 struct tdir *table_dir_by_wd(struct engine *e, int wd);
 bool table_dir_is_root(struct engine *e, struct tdir *d);
+/* The directory's own owner or mode changed. */
+void table_dir_attr_changed(struct engine *e, struct tdir *d);
 void table_free(struct engine *e);
 
 #endif /* SVCFS_ENGINE_H */

@@ -41,6 +41,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	/* we invalidate explicitly; no attribute checks on every read */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* O_TRUNC must reach us as a SETATTR, which is refused */
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 }
 
@@ -311,7 +313,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	(void)ino, (void)buf, (void)size, (void)off, (void)fi;
+	(void)buf, (void)size, (void)off, (void)fi;
+	/* root may have written through a shared mapping: drop those pages */
+	view_write_refused(req_view(req), ino);
 	fuse_reply_err(req, EACCES);
 }
 

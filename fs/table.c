@@ -72,6 +72,7 @@ struct tsvc {
 	uid_t uid;
 	gid_t gid;
 	mode_t mode;
+	bool via_link;	   /* FILE is a symlink: its target can change unseen */
 	uint32_t sock_ino; /* the kernel's socket inode, 0 unknown */
 	int type;	   /* SOCK_*, 0 unknown */
 	bool alive, busy;
@@ -292,7 +293,8 @@ static void svc_vanish(struct engine *e, struct tsvc *s, const char *why)
 		view_remove(e->view, s->vnode);
 		s->vnode = NULL;
 		e->nvisible--;
-		log_info("%s: gone (%s)", display(s, name, sizeof(name)), why);
+		log_msg(e->quiet ? LOG_DEBUG : LOG_INFO, "%s: gone (%s)",
+			display(s, name, sizeof(name)), why);
 	}
 	s->alive = s->busy = false;
 	s->owner_done = false;
@@ -411,6 +413,16 @@ static void svc_check(struct engine *e, struct tsvc *s)
 
 	if (probe_has_diag(e->probe)) {
 		r = kernel_state(e, s, &ps);
+		if (r >= 0 && s->sock_ino && ps.sock_ino != s->sock_ino) {
+			/*
+			 * Another socket on a file with the same (dev, inode): the
+			 * old one was unlinked and its inode number reused before we
+			 * saw the delete. A new service, whatever the number says.
+			 */
+			svc_vanish(e, s, "socket replaced");
+			s->since = 0;
+			s->dirty = true;
+		}
 		if (r >= 0) {
 			s->sock_ino = ps.sock_ino;
 			s->type = ps.type;
@@ -544,6 +556,11 @@ static void svc_evaluate(struct engine *e, struct tdir *d, const char *name)
 		}
 	}
 	s->seen = true;
+	{
+		struct stat lst;
+		s->via_link = fstatat(d->fd, file, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+			      S_ISLNK(lst.st_mode);
+	}
 	if (s->uid != st.st_uid || s->gid != st.st_gid || s->mode != st.st_mode) {
 		s->uid = st.st_uid;
 		s->gid = st.st_gid;
@@ -845,6 +862,11 @@ bool table_dir_is_root(struct engine *e, struct tdir *d)
 	return d == e->root;
 }
 
+void table_dir_attr_changed(struct engine *e, struct tdir *d)
+{
+	dir_update_attr(e, d);
+}
+
 void table_dir_event(struct engine *e, struct tdir *d, uint32_t mask, const char *name)
 {
 	if (mask & IN_ISDIR) {
@@ -873,7 +895,17 @@ static void check_dir(struct engine *e, struct tdir *d)
 	struct tdir *sub, *tsub;
 	struct tsvc *s, *ts;
 
-	HASH_ITER(hh, d->svcs, s, ts) svc_check(e, s);
+	HASH_ITER(hh, d->svcs, s, ts)
+	{
+		/*
+		 * inotify sees BACKING, not where a symlink points: a symlinked
+		 * service is looked at afresh (target replaced, or gone).
+		 */
+		if (s->via_link)
+			svc_evaluate(e, d, s->name);
+		else
+			svc_check(e, s);
+	}
 	HASH_ITER(hh, d->subdirs, sub, tsub) check_dir(e, sub);
 }
 

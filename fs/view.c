@@ -96,6 +96,8 @@ struct view {
 	struct aggregate services, targets;
 	view_notify_fn *notify;
 	void *notify_ctx;
+	void (*wake)(void *ctx); /* set once before threads start */
+	void *wake_ctx;
 	struct view_event *events; /* queued for view_flush() */
 	size_t nevents, events_cap;
 	bool events_lost; /* an event could not be queued: flush invalidates the root */
@@ -170,6 +172,21 @@ void view_flush(struct view *v)
 	for (size_t i = 0; i < n; i++)
 		free(events[i].name);
 	free(events);
+}
+
+void view_set_waker(struct view *v, void (*wake)(void *ctx), void *ctx)
+{
+	v->wake = wake;
+	v->wake_ctx = ctx;
+}
+
+void view_write_refused(struct view *v, uint64_t ino)
+{
+	pthread_mutex_lock(&v->lock);
+	queue_event(v, VIEW_EV_MODIFIED, 0, ino, NULL);
+	pthread_mutex_unlock(&v->lock);
+	if (v->wake)
+		v->wake(v->wake_ctx);
 }
 
 /* Both aggregate files change whenever any service does. Locked. */

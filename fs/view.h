@@ -95,6 +95,11 @@ struct vnode *view_service_set(struct view *v, struct vnode *parent, struct vnod
 void view_remove(struct view *v, struct vnode *node);
 /* Deliver queued events; call without holding anything the notify function may need. */
 void view_flush(struct view *v);
+/*
+ * WAKE(CTX) is called (from any thread) when events were queued outside
+ * the engine thread and view_flush() should run soon.
+ */
+void view_set_waker(struct view *v, void (*wake)(void *ctx), void *ctx);
 /* Number of services currently linked. */
 size_t view_service_count(struct view *v);
 
@@ -119,6 +124,13 @@ int view_read(struct view *v, uint64_t ino, uint64_t off, size_t size, view_data
 typedef bool view_dirent_fn(void *ctx, const char *name, const struct stat *st, uint64_t next_off);
 int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dirent_fn *fn,
 		 void *ctx);
+
+/*
+ * A user's write to INO was refused, but the kernel may already hold the
+ * pages it changed (a shared writable mapping): queue their invalidation
+ * and wake the engine. Safe inside a FUSE handler (it does not notify).
+ */
+void view_write_refused(struct view *v, uint64_t ino);
 
 /*
  * Extended attributes user.svcfs.FILE of a service directory. Other user.*

@@ -26,7 +26,7 @@
 
 #define INOTIFY_BUF (64 * 1024)
 
-enum { EV_INOTIFY = 1, EV_INTERVAL, EV_RETRY, EV_POLL, EV_STOP };
+enum { EV_INOTIFY = 1, EV_INTERVAL, EV_RETRY, EV_POLL, EV_STOP, EV_WAKE };
 
 static int arm_periodic(int fd, double seconds)
 {
@@ -106,6 +106,8 @@ static void handle_inotify(struct engine *e)
 			}
 			if (ev->len > 0)
 				table_dir_event(e, d, ev->mask, ev->name);
+			else if (ev->mask & IN_ATTRIB)
+				table_dir_attr_changed(e, d); /* chmod/chown of the directory */
 		}
 	}
 	e->dump_fresh = false;
@@ -159,6 +161,9 @@ static void *engine_main(void *arg)
 			case EV_STOP:
 				stop = true;
 				break;
+			case EV_WAKE:
+				drain(e->wake_fd); /* events queued elsewhere: flushed below */
+				break;
 			}
 		}
 		view_flush(e->view);
@@ -167,6 +172,14 @@ static void *engine_main(void *arg)
 		arm_retry(e);
 	}
 	return NULL;
+}
+
+static void engine_wake(void *ctx)
+{
+	struct engine *e = ctx;
+	uint64_t one = 1;
+	ssize_t n = write(e->wake_fd, &one, sizeof(one));
+	(void)n; /* a full counter already means "wake up" */
 }
 
 static int add_fd(struct engine *e, int fd, uint32_t tag)
@@ -182,7 +195,7 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 
 	memset(e, 0, sizeof(*e));
 	e->inotify_fd = e->epoll_fd = e->interval_fd = e->retry_fd = e->poll_fd = e->stop_fd =
-		-1;
+		e->wake_fd = -1;
 	e->opt = *opt;
 	e->view = view;
 	e->backing = strdup(backing);
@@ -201,7 +214,9 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 	e->interval_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	e->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	e->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (e->epoll_fd < 0 || e->interval_fd < 0 || e->retry_fd < 0 || e->stop_fd < 0)
+	e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (e->epoll_fd < 0 || e->interval_fd < 0 || e->retry_fd < 0 || e->stop_fd < 0 ||
+	    e->wake_fd < 0)
 		return -errno;
 	if (opt->poll > 0) {
 		e->poll_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -211,8 +226,10 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 	}
 	if ((e->inotify_fd >= 0 && add_fd(e, e->inotify_fd, EV_INOTIFY) < 0) ||
 	    add_fd(e, e->interval_fd, EV_INTERVAL) < 0 || add_fd(e, e->retry_fd, EV_RETRY) < 0 ||
-	    add_fd(e, e->stop_fd, EV_STOP) < 0 || arm_periodic(e->interval_fd, opt->probe_interval) < 0)
+	    add_fd(e, e->stop_fd, EV_STOP) < 0 || add_fd(e, e->wake_fd, EV_WAKE) < 0 ||
+	    arm_periodic(e->interval_fd, opt->probe_interval) < 0)
 		return -errno;
+	view_set_waker(view, engine_wake, e);
 	e->quiet = true;
 	r = table_open_root(e);
 	e->quiet = false;
@@ -256,9 +273,12 @@ void engine_stop(struct engine *e)
 		pthread_join(e->thread, NULL);
 		e->running = false;
 	}
+	e->quiet = true; /* shutting down is not every service going away */
 	table_free(e);
-	int *fds[] = {&e->inotify_fd, &e->epoll_fd, &e->interval_fd,
-		      &e->retry_fd,   &e->poll_fd,  &e->stop_fd};
+	if (e->view)
+		view_set_waker(e->view, NULL, NULL);
+	int *fds[] = {&e->inotify_fd, &e->epoll_fd, &e->interval_fd, &e->retry_fd,
+		      &e->poll_fd,    &e->stop_fd,  &e->wake_fd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);

@@ -51,9 +51,17 @@ wait_for sh -c "! kill -0 $pid" || fail "daemon $pid still running after umount"
 fpid=$!
 bg_pids+=($fpid)
 wait_for mountpoint -q "$m" || fail "foreground mount did not come up"
+start_service "$b/late.sock"
+wait_for test -d "$m/late" || fail "late service did not appear"
+rm "$b/late.sock"
+wait_for test ! -e "$m/late" || fail "late service did not vanish"
 kill -TERM $fpid
 wait $fpid
 expect_eq "exit status after SIGTERM" 0 "$?"
 mountpoint -q "$m" && fail "still mounted after SIGTERM" || ok
-expect_match "log has one line per service" 'db: alive' "$(cat "$work/log")"
+log=$(cat "$work/log")
+expect_match "log: start-up summary" "$b mounted on $m \\(2 services\\)" "$log"
+expect_match "log: a service appearing" '^svcfs: late: alive \(pid [0-9]+\)$' "$log"
+expect_match "log: a service vanishing" '^svcfs: late: gone \(socket file removed\)$' "$log"
+[ "$(grep -c . "$work/log")" = 4 ] && ok || fail "log: expected 4 lines, got: $log"
 finish

@@ -1,0 +1,258 @@
+/*
+ * owner — see owner.h. /proc is read with *at() calls from a directory fd
+ * of /proc/PID so that a reused PID cannot switch processes between two
+ * reads of one check.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "owner.h"
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
+
+#define TICK_NS 10000000ll /* USER_HZ = 100 */
+
+/* 1 if directory FDDIR (a /proc/PID/fd) holds an fd on socket SOCK_INO. */
+static int fd_dir_holds(int fddir, uint32_t sock_ino)
+{
+	char want[32], link[64];
+	struct dirent *de;
+	DIR *dp;
+	int found = 0;
+
+	snprintf(want, sizeof(want), "socket:[%u]", sock_ino);
+	dp = fdopendir(fddir);
+	if (!dp) {
+		int r = -errno;
+		close(fddir);
+		return r;
+	}
+	while (!found && (de = readdir(dp))) {
+		ssize_t n;
+		if (de->d_name[0] == '.')
+			continue;
+		n = readlinkat(dirfd(dp), de->d_name, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		found = strcmp(link, want) == 0;
+	}
+	closedir(dp);
+	return found;
+}
+
+static int open_proc_pid(pid_t pid)
+{
+	char path[32];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld", (long)pid);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	return fd;
+}
+
+static int holds_at(int procfd, uint32_t sock_ino)
+{
+	int fddir = openat(procfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fddir < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	return fd_dir_holds(fddir, sock_ino);
+}
+
+int owner_holds_socket(pid_t pid, uint32_t sock_ino)
+{
+	int procfd = open_proc_pid(pid), r;
+
+	if (procfd < 0)
+		return procfd;
+	r = holds_at(procfd, sock_ino);
+	close(procfd);
+	return r;
+}
+
+int owner_find_holder(uint32_t sock_ino, pid_t *ret_pid)
+{
+	struct dirent *de;
+	DIR *dp = opendir("/proc");
+	int r = -ESRCH;
+
+	if (!dp)
+		return -errno;
+	while ((de = readdir(dp))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		int fd;
+		if (*end || pid <= 0)
+			continue;
+		fd = openat(dirfd(dp), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (holds_at(fd, sock_ino) == 1) {
+			*ret_pid = (pid_t)pid;
+			r = 0;
+		}
+		close(fd);
+		if (r == 0)
+			break;
+	}
+	closedir(dp);
+	return r;
+}
+
+/* Start time in clock ticks since boot, from /proc/PID/stat field 22. */
+static int start_ticks_at(int procfd, unsigned long long *ret)
+{
+	char buf[1024], *p;
+	ssize_t n;
+	int fd = openat(procfd, "stat", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	/* the command name may hold spaces and ')': fields start after the last ')' */
+	p = strrchr(buf, ')');
+	if (!p)
+		return -EIO;
+	p++;
+	for (int field = 2; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return -EIO;
+	}
+	*ret = strtoull(p + 1, NULL, 10);
+	return 0;
+}
+
+static int start_time_at(int procfd, struct timespec *ret)
+{
+	unsigned long long ticks;
+	struct timespec real, boot;
+	long long start_ns;
+	int r = start_ticks_at(procfd, &ticks);
+
+	if (r < 0)
+		return r;
+	clock_gettime(CLOCK_REALTIME, &real);
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	/* wall time of boot + time since boot at start */
+	start_ns = (real.tv_sec - boot.tv_sec) * 1000000000ll + (real.tv_nsec - boot.tv_nsec) +
+		   (long long)ticks * TICK_NS;
+	ret->tv_sec = start_ns / 1000000000ll;
+	ret->tv_nsec = start_ns % 1000000000ll;
+	return 0;
+}
+
+int owner_start_time(pid_t pid, struct timespec *ret)
+{
+	int procfd = open_proc_pid(pid), r;
+
+	if (procfd < 0)
+		return procfd;
+	r = start_time_at(procfd, ret);
+	close(procfd);
+	return r;
+}
+
+int owner_pidfd(pid_t pid)
+{
+	int fd = pidfd_open(pid, 0);
+
+	if (fd < 0)
+		return -errno;
+	/* pidfds are close-on-exec by definition */
+	return fd;
+}
+
+int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *created,
+		      int *ret_pidfd)
+{
+	struct timespec start;
+	long long start_ns, created_ns;
+	int procfd, pidfd = -1, r;
+
+	if (pid <= 0 || sock_ino == 0)
+		return -EINVAL;
+	pidfd = owner_pidfd(pid);
+	if (pidfd < 0)
+		return pidfd;
+	/* from here the pidfd pins the process: check that it is the right one */
+	procfd = open_proc_pid(pid);
+	if (procfd < 0) {
+		r = procfd;
+		goto out;
+	}
+	r = start_time_at(procfd, &start);
+	if (r == 0) {
+		start_ns = start.tv_sec * 1000000000ll + start.tv_nsec;
+		created_ns = created->tv_sec * 1000000000ll + created->tv_nsec;
+		if (start_ns > created_ns + TICK_NS)
+			r = -ESTALE; /* a younger process: a reused PID */
+	}
+	if (r == 0)
+		r = holds_at(procfd, sock_ino) == 1 ? 0 : -ENOENT;
+	close(procfd);
+	/* the process may have died (and its PID been reused) during the checks */
+	if (r == 0 && pidfd_send_signal(pidfd, 0, NULL, 0) < 0)
+		r = -ESRCH;
+out:
+	if (r == 0)
+		*ret_pidfd = pidfd;
+	else
+		close(pidfd);
+	return r;
+}
+
+int owner_from_connect(int dirfd, const char *file, int type, struct ucred *ret_cred,
+		       int *ret_pidfd)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int path, fd = -1, pidfd = -1, r;
+
+	/* through /proc/self/fd the address is short whatever the path's length */
+	path = openat(dirfd, file, O_PATH | O_CLOEXEC);
+	if (path < 0)
+		return -errno;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", path);
+	fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (cred.pid <= 0) {
+		r = -ENODATA;
+		goto out;
+	}
+	len = sizeof(pidfd);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0)
+		pidfd = -1; /* older kernel */
+	*ret_cred = cred;
+	*ret_pidfd = pidfd;
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	close(path);
+	return r;
+}

@@ -1,0 +1,49 @@
+/*
+ * owner — which process holds a service's listening socket, and a pidfd
+ * that becomes readable the moment it exits (SPEC §3.2).
+ *
+ * A PID is never trusted alone: a hint (sidecar "pid", NAME.pid, a -pidN
+ * token) counts only if that process is alive, started no later than the
+ * socket file was created, and /proc/PID/fd shows it holding the socket
+ * inode the kernel reported. Pure queries of /proc; no state, no locks.
+ */
+#ifndef SVCFS_OWNER_H
+#define SVCFS_OWNER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* 1 if PID has an fd on socket inode SOCK_INO, 0 if not, -errno (-ESRCH: no such process). */
+int owner_holds_socket(pid_t pid, uint32_t sock_ino);
+
+/* Find a process holding socket inode SOCK_INO by scanning /proc. -ESRCH if none. */
+int owner_find_holder(uint32_t sock_ino, pid_t *ret_pid);
+
+/* Wall-clock start time of PID (10 ms resolution). */
+int owner_start_time(pid_t pid, struct timespec *ret);
+
+/*
+ * Verify a PID hint: alive, started no later than CREATED (the socket
+ * file's creation; one clock tick of slack), holding SOCK_INO. On success
+ * returns 0 and a pidfd for it in *ret_pidfd (checked again after the
+ * pidfd was opened, so the pidfd names the very process that was checked).
+ */
+int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *created,
+		      int *ret_pidfd);
+
+/*
+ * One connect to socket file FILE in DIRFD (the one connect in a
+ * service's life): the listener's credentials and, where the kernel has
+ * SO_PEERPIDFD, a pidfd of the listening process (-1 otherwise: then the
+ * caller opens one from the PID, which the hint rules above guard).
+ */
+int owner_from_connect(int dirfd, const char *file, int type, struct ucred *ret_cred,
+		       int *ret_pidfd);
+
+/* Open a pidfd for PID (close-on-exec). */
+int owner_pidfd(pid_t pid);
+
+#endif /* SVCFS_OWNER_H */
