@@ -453,12 +453,13 @@ struct view *view_free(struct view *v)
 
 	if (!v)
 		return NULL;
+	/* the children tables first: clearing one reads its first child */
+	HASH_CLEAR(hn, v->root.children);
+	HASH_ITER(hh, v->by_id, n, tmp) HASH_CLEAR(hn, n->children);
 	HASH_ITER(hh, v->by_id, n, tmp) {
-		HASH_CLEAR(hn, n->children); /* the table; its nodes are freed here too */
 		HASH_DELETE(hh, v->by_id, n);
 		node_free(n);
 	}
-	HASH_CLEAR(hn, v->root.children);
 	free(v->root.order);
 	free(v->services.data);
 	free(v->targets.data);
