@@ -11,6 +11,7 @@
 #define SVCFS_ENGINE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,6 +25,7 @@
 
 struct tdir;
 struct tsvc;
+struct pwatch;
 
 struct engine {
 	struct svcfs_options opt;
@@ -37,11 +39,19 @@ struct engine {
 	bool unwatched;	     /* some directory has no inotify watch: rescan each interval */
 	bool dump_fresh;     /* the probe's table is from this batch */
 	struct tsvc *retry_head; /* services waiting for a quick re-check */
+	struct pwatch *pwatches; /* owner processes watched by pidfd, by pid */
+	struct pwatch *pw_dead;	 /* released watches, freed after each epoll batch */
 	size_t nvisible;
 	bool max_logged, diag_logged;
 	bool quiet; /* initial scan: one summary line instead of one per service */
 	pthread_t thread;
 	bool running;
+	atomic_bool done; /* set by the thread as it leaves its loop */
+	void (*on_start)(void *ctx); /* run first on the engine thread */
+	void *on_start_ctx;
+	void (*on_stop)(void *ctx); /* run on the engine thread after SIGTERM/INT/HUP */
+	void *on_stop_ctx;
+	int signal_fd;
 };
 
 /* Open BACKING, scan it and fill the view. Errors are logged. */
@@ -49,7 +59,11 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 		struct view *view);
 /* Start following changes in a thread (after any fork). */
 int engine_start(struct engine *e);
-/* Stop the thread and free everything but the view. */
+/* Ask the thread to stop; it finishes the poke or batch in hand first. */
+void engine_request_stop(struct engine *e);
+/* True once the thread has left its loop (it no longer needs the mount served). */
+bool engine_stopped(struct engine *e);
+/* Stop the thread (waiting for it) and free everything but the view. */
 void engine_stop(struct engine *e);
 
 /* ---- table.c, for watch.c ---- */
@@ -66,5 +80,9 @@ bool table_dir_is_root(struct engine *e, struct tdir *d);
 /* The directory's own owner or mode changed. */
 void table_dir_attr_changed(struct engine *e, struct tdir *d);
 void table_free(struct engine *e);
+/* An owner's pidfd became readable. */
+void table_owner_exited(struct engine *e, struct pwatch *pw);
+/* Free the watches released during this epoll batch. */
+void table_free_dead_watches(struct engine *e);
 
 #endif /* SVCFS_ENGINE_H */

@@ -7,6 +7,7 @@
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -15,13 +16,20 @@
 struct svcfs_fs {
 	struct view *view;
 	struct fuse_session *se;
+	const char *mountpoint; /* absolute: pokes go through it */
+	pthread_t loop_thread;	/* runs fuse_session_loop_mt */
+	bool poking;		/* engine thread only */
 	atomic_bool mounted; /* notify calls only once the kernel is connected */
 	bool no_open, no_opendir; /* set in init, read-only afterwards */
 };
 
 extern const struct fuse_lowlevel_ops svcfs_ops;
 
-/* view_notify_fn: turn view events into kernel cache invalidations. */
+/* view_notify_fn: turn view events into pokes and kernel cache invalidations. */
 void notify_events(void *ctx, const struct view_event *events, size_t n);
+/* Called on the engine thread when it starts: become the view's poker. */
+void notify_start(void *ctx);
+/* Called on the engine thread after a termination signal: end the FUSE loop. */
+void notify_stop(void *ctx);
 
 #endif /* SVCFS_FS_H */

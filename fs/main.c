@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,9 +92,8 @@ static bool path_within(const char *a, const char *b)
 }
 
 static int check_paths(const char *backing, const char *mountpoint, char *real_backing,
-		       struct stat *ret_st)
+		       char *real_mnt, struct stat *ret_st)
 {
-	char real_mnt[PATH_MAX];
 	struct stat st;
 
 	if (!realpath(backing, real_backing) || stat(real_backing, &st) < 0) {
@@ -125,6 +125,38 @@ static int check_paths(const char *backing, const char *mountpoint, char *real_b
 	return 0;
 }
 
+/* SIGUSR1 only interrupts the FUSE loop's wait (see notify_stop). */
+static void wake_handler(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * Stop the engine thread. While the mount is still up it may be inside a
+ * poke (a mkdir on this very mount) that only a FUSE handler can answer,
+ * and the FUSE loop has ended: serve requests here until the thread is out.
+ */
+static void stop_engine(struct engine *e, struct fuse_session *se)
+{
+	struct fuse_buf buf = {0};
+	int fd = se ? fuse_session_fd(se) : -1;
+
+	engine_request_stop(e);
+	while (fd >= 0 && !engine_stopped(e)) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int n = poll(&p, 1, 10);
+		if (n <= 0)
+			continue;
+		n = fuse_session_receive_buf(se, &buf);
+		if (n > 0)
+			fuse_session_process_buf(se, &buf);
+		else if (n < 0 && n != -EINTR && n != -EAGAIN)
+			break; /* the connection is gone: nothing can wait on it any more */
+	}
+	free(buf.mem);
+	engine_stop(e);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -134,9 +166,9 @@ int main(int argc, char *argv[])
 	struct svcfs_fs fs = {0};
 	struct engine engine = {0};
 	struct cli cli = {0};
-	char real_backing[PATH_MAX], err[256], *fsname = NULL;
+	char real_backing[PATH_MAX], real_mnt[PATH_MAX], err[256], *fsname = NULL;
 	struct stat bst;
-	bool engine_ready = false, handlers = false, mounted = false;
+	bool engine_ready = false, mounted = false;
 	int ret = EXIT_USAGE, r;
 
 	if (fuse_opt_parse(&args, &cli, NULL, cli_proc) < 0)
@@ -172,7 +204,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	ret = EXIT_FAILURE;
-	if (check_paths(cli.backing, cli.mountpoint, real_backing, &bst) < 0)
+	if (check_paths(cli.backing, cli.mountpoint, real_backing, real_mnt, &bst) < 0)
 		goto out;
 	fsname = fsname_option(real_backing);
 	if (!fsname || fuse_opt_add_arg(&args, fsname) < 0)
@@ -182,7 +214,10 @@ int main(int argc, char *argv[])
 	fs.view = view_new(bst.st_uid, bst.st_gid, bst.st_mode & 0555, notify_events, &fs);
 	if (!fs.view)
 		goto out;
+	fs.mountpoint = real_mnt; /* absolute: the daemon chdirs to / */
 	r = engine_init(&engine, real_backing, &opt, fs.view);
+	engine.on_start = notify_start;
+	engine.on_start_ctx = &fs;
 	engine_ready = true;
 	if (r < 0) {
 		fprintf(stderr, "svcfs: BACKING %s: %s\n", cli.backing, strerror(-r));
@@ -195,9 +230,6 @@ int main(int argc, char *argv[])
 		ret = EXIT_USAGE; /* libfuse printed the unknown option */
 		goto out;
 	}
-	if (fuse_set_signal_handlers(fs.se) != 0)
-		goto out;
-	handlers = true;
 	if (fuse_session_mount(fs.se, cli.mountpoint) != 0)
 		goto out;
 	mounted = true;
@@ -205,6 +237,26 @@ int main(int argc, char *argv[])
 		goto out;
 	if (!cmd.foreground)
 		log_init(true, cmd.debug);
+	/*
+	 * Termination signals go to the engine thread (a signalfd): it stops
+	 * poking the mount first and only then ends the FUSE loop, since the
+	 * loop drops requests it reads after it was told to exit — a poke in
+	 * flight would then never be answered.
+	 */
+	{
+		struct sigaction sa = {.sa_handler = wake_handler}; /* no SA_RESTART */
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGHUP);
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
+		signal(SIGPIPE, SIG_IGN);
+		sigaction(SIGUSR1, &sa, NULL);
+	}
+	fs.loop_thread = pthread_self();
+	engine.on_stop = notify_stop;
+	engine.on_stop_ctx = &fs;
 	atomic_store(&fs.mounted, true);
 	if ((r = engine_start(&engine)) < 0) {
 		log_err("cannot start the engine thread: %s", strerror(-r));
@@ -221,19 +273,16 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 	fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
 	r = fuse_session_loop_mt(fs.se, loop);
-	/* a signal ends the loop with the signal's number: that is a clean exit */
-	ret = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? 0 : EXIT_FAILURE;
+	ret = r == 0 ? 0 : EXIT_FAILURE;
 	if (ret == 0)
 		log_info("unmounting %s", cli.mountpoint);
 out:
 	if (engine_ready) {
-		atomic_store(&fs.mounted, false);
-		engine_stop(&engine);
+		atomic_store(&fs.mounted, false); /* no new pokes or notifications */
+		stop_engine(&engine, mounted ? fs.se : NULL);
 	}
 	if (mounted)
 		fuse_session_unmount(fs.se);
-	if (handlers)
-		fuse_remove_signal_handlers(fs.se);
 	if (fs.se)
 		fuse_session_destroy(fs.se);
 	fuse_loop_cfg_destroy(loop);

@@ -60,7 +60,7 @@ static void reply_entry(fuse_req_t req, const struct stat *st)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct stat st;
-	int r = view_lookup(req_view(req), parent, name, &st);
+	int r = view_lookup(req_view(req), parent, name, fuse_req_ctx(req)->pid, &st);
 
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -272,10 +272,34 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	fuse_reply_err(req, EACCES);
 }
 
+/*
+ * mkdir, rmdir and setattr come from the engine thread's pokes (poke mode,
+ * view.h): the kernel then tells inotify watchers. Everyone else is refused.
+ */
+static bool from_poker(fuse_req_t req)
+{
+	return view_is_poker(req_view(req), fuse_req_ctx(req)->pid);
+}
+
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	(void)parent, (void)name, (void)mode;
-	fuse_reply_err(req, EACCES);
+	struct stat st;
+	int r;
+
+	(void)mode;
+	if (!from_poker(req))
+		return (void)fuse_reply_err(req, EACCES);
+	r = view_poke_mkdir(req_view(req), parent, name, &st);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	reply_entry(req, &st);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	if (!from_poker(req))
+		return (void)fuse_reply_err(req, EACCES);
+	fuse_reply_err(req, -view_poke_rmdir(req_view(req), parent, name));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -306,8 +330,17 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
-	(void)ino, (void)attr, (void)to_set, (void)fi;
-	fuse_reply_err(req, EACCES);
+	struct stat st;
+	int r;
+
+	(void)attr, (void)to_set, (void)fi;
+	if (!from_poker(req))
+		return (void)fuse_reply_err(req, EACCES);
+	/* a poke: nothing changes but the kernel's view of what already did */
+	r = view_getattr(req_view(req), ino, &st);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	fuse_reply_attr(req, &st, SVCFS_TTL);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -364,7 +397,7 @@ const struct fuse_lowlevel_ops svcfs_ops = {
 	.mknod = op_mknod,
 	.mkdir = op_mkdir,
 	.unlink = op_unlink,
-	.rmdir = op_unlink,
+	.rmdir = op_rmdir,
 	.symlink = op_symlink,
 	.rename = op_rename,
 	.link = op_link,

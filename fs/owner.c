@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -166,6 +167,73 @@ int owner_start_time(pid_t pid, struct timespec *ret)
 		return procfd;
 	r = start_time_at(procfd, ret);
 	close(procfd);
+	return r;
+}
+
+int owner_creds(pid_t pid, uid_t *ret_uid, gid_t *ret_gid)
+{
+	char path[64], line[256];
+	unsigned long ruid, euid, rgid, egid;
+	bool have_uid = false, have_gid = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Uid: %lu %lu", &ruid, &euid) == 2)
+			have_uid = true;
+		else if (sscanf(line, "Gid: %lu %lu", &rgid, &egid) == 2)
+			have_gid = true;
+	}
+	fclose(f);
+	if (!have_uid || !have_gid)
+		return -EIO;
+	*ret_uid = (uid_t)euid;
+	*ret_gid = (gid_t)egid;
+	return 0;
+}
+
+int owner_read_pidfile(int dirfd, const char *name, uid_t trusted_uid, pid_t *ret_pid)
+{
+	char buf[33], *end;
+	struct stat st;
+	ssize_t n;
+	long pid;
+	int fd, r = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -EINVAL : -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > 32) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (st.st_uid != trusted_uid && st.st_uid != 0) {
+		r = -EPERM;
+		goto out;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0) {
+		r = n < 0 ? -errno : -EINVAL;
+		goto out;
+	}
+	buf[n] = '\0';
+	errno = 0;
+	pid = strtol(buf, &end, 10);
+	if (errno || end == buf || pid <= 0 || pid > 4194304 ||
+	    (*end && strcmp(end, "\n") != 0)) {
+		r = -EINVAL;
+		goto out;
+	}
+	*ret_pid = (pid_t)pid;
+out:
+	close(fd);
 	return r;
 }
 

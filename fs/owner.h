@@ -43,6 +43,15 @@ int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *creat
 int owner_from_connect(int dirfd, const char *file, int type, struct ucred *ret_cred,
 		       int *ret_pidfd);
 
+/* Effective uid and gid of PID, from /proc/PID/status. */
+int owner_creds(pid_t pid, uid_t *ret_uid, gid_t *ret_gid);
+
+/*
+ * Read a PID file NAME in DIRFD: a decimal PID and a newline, owned by
+ * TRUSTED_UID or root, not a symlink, at most 32 bytes. -ENOENT if absent.
+ */
+int owner_read_pidfile(int dirfd, const char *name, uid_t trusted_uid, pid_t *ret_pid);
+
 /* Open a pidfd for PID (close-on-exec). */
 int owner_pidfd(pid_t pid);
 

@@ -33,9 +33,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/epoll.h>
+
 #include "engine.h"
 #include "hash.h"
 #include "log.h"
+#include "owner.h"
 #include "render.h"
 #include "svcfs-internal.h"
 
@@ -63,6 +66,20 @@ struct tdir {
 	bool seen;
 };
 
+/*
+ * An owner process being watched: one pidfd in the engine's epoll, shared
+ * by every service whose listening socket that process holds. It becomes
+ * readable the moment the process exits (its fds are closed by then).
+ */
+struct pwatch {
+	pid_t pid;
+	int pidfd;
+	struct tsvc *svcs; /* owned services, linked by tsvc->pw_next */
+	bool dead;	   /* released: freed after the current epoll batch */
+	struct pwatch *next_dead;
+	UT_hash_handle hh; /* engine->pwatches, by pid */
+};
+
 struct tsvc {
 	struct tdir *dir;
 	char *name;
@@ -83,7 +100,10 @@ struct tsvc {
 	uid_t ouid;
 	gid_t ogid;
 	bool owner_done;
-	unsigned owner_tries; /* connects that met a full queue */
+	unsigned owner_tries;	   /* connects that met a full queue */
+	struct timespec created;   /* the socket file's mtime: when it was bound */
+	struct pwatch *pw;	   /* watch on the owner, NULL if none */
+	struct tsvc *pw_next;	   /* in pw->svcs */
 	json_object *sidecar;
 	struct stat sidecar_st; /* identity of the sidecar last read */
 	bool sidecar_known;
@@ -285,6 +305,77 @@ out:
 	json_object_put(meta);
 }
 
+/* ---- owner watches ---- */
+
+static void pw_detach(struct engine *e, struct tsvc *s)
+{
+	struct pwatch *pw = s->pw;
+
+	if (!pw)
+		return;
+	for (struct tsvc **pp = &pw->svcs; *pp; pp = &(*pp)->pw_next) {
+		if (*pp == s) {
+			*pp = s->pw_next;
+			break;
+		}
+	}
+	s->pw = NULL;
+	s->pw_next = NULL;
+	if (!pw->svcs && !pw->dead) {
+		/* nobody left to watch for: stop now, free after this epoll batch */
+		HASH_DELETE(hh, e->pwatches, pw);
+		epoll_ctl(e->epoll_fd, EPOLL_CTL_DEL, pw->pidfd, NULL);
+		close(pw->pidfd);
+		pw->pidfd = -1;
+		pw->dead = true;
+		pw->next_dead = e->pw_dead;
+		e->pw_dead = pw;
+	}
+}
+
+/* Watch PID (PIDFD, which we take over) as the owner of S. */
+static void pw_attach(struct engine *e, struct tsvc *s, pid_t pid, int pidfd)
+{
+	struct pwatch *pw;
+
+	pw_detach(e, s);
+	HASH_FIND(hh, e->pwatches, &pid, sizeof(pid), pw);
+	if (pw) {
+		close(pidfd); /* one watch per process */
+	} else {
+		struct epoll_event ev = {.events = EPOLLIN};
+		pw = calloc(1, sizeof(*pw));
+		if (!pw) {
+			close(pidfd);
+			return;
+		}
+		pw->pid = pid;
+		pw->pidfd = pidfd;
+		ev.data.ptr = pw;
+		svcfs_hash_oom = false;
+		HASH_ADD(hh, e->pwatches, pid, sizeof(pw->pid), pw);
+		if (svcfs_hash_oom || epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, pidfd, &ev) < 0) {
+			if (!svcfs_hash_oom)
+				HASH_DELETE(hh, e->pwatches, pw);
+			close(pidfd);
+			free(pw);
+			return; /* no watch: the interval check still finds the death */
+		}
+	}
+	s->pw = pw;
+	s->pw_next = pw->svcs;
+	pw->svcs = s;
+}
+
+void table_free_dead_watches(struct engine *e)
+{
+	while (e->pw_dead) {
+		struct pwatch *pw = e->pw_dead;
+		e->pw_dead = pw->next_dead;
+		free(pw);
+	}
+}
+
 static void svc_vanish(struct engine *e, struct tsvc *s, const char *why)
 {
 	char name[PATH_MAX];
@@ -300,12 +391,14 @@ static void svc_vanish(struct engine *e, struct tsvc *s, const char *why)
 	s->owner_done = false;
 	s->owner_tries = 0;
 	s->pid = 0;
+	pw_detach(e, s);
 	s->lost_at = (struct timespec){0, 0};
 }
 
 static void svc_free(struct engine *e, struct tsvc *s, const char *why)
 {
 	svc_vanish(e, s, why);
+	pw_detach(e, s);
 	retry_cancel(e, s);
 	HASH_DELETE(hh, s->dir->svcs, s);
 	json_object_put(s->sidecar);
@@ -316,18 +409,70 @@ static void svc_free(struct engine *e, struct tsvc *s, const char *why)
 
 /* ---- liveness ---- */
 
+/* Take PID (with PIDFD) as S's owner: credentials from /proc, watch its exit. */
+static void svc_own(struct engine *e, struct tsvc *s, pid_t pid, int pidfd)
+{
+	uid_t uid;
+	gid_t gid;
+
+	s->pid = pid;
+	if (owner_creds(pid, &uid, &gid) == 0) {
+		s->ouid = uid;
+		s->ogid = gid;
+	}
+	pw_attach(e, s, pid, pidfd);
+	s->dirty = true;
+}
+
+/* A PID hint that the kernel confirms: alive, old enough, holding the socket. */
+static bool svc_try_hint(struct engine *e, struct tsvc *s, long pid)
+{
+	int pidfd;
+
+	if (pid <= 0 || pid > 4194304 ||
+	    owner_verify_hint((pid_t)pid, s->sock_ino, &s->created, &pidfd) < 0)
+		return false;
+	svc_own(e, s, (pid_t)pid, pidfd);
+	return true;
+}
+
+/*
+ * Find the process holding S's socket and watch it (SPEC §3.2): a PID hint
+ * (sidecar "pid", NAME.pid, a -pidN token) verified through /proc, else one
+ * connect in the service's life (SO_PEERCRED, SO_PEERPIDFD), else — for a
+ * datagram socket, which has no listener to ask — a search of /proc.
+ */
 static void svc_find_owner(struct engine *e, struct tsvc *s)
 {
+	char file[NAME_MAX + 1];
+	struct svcfs_tokens tokens;
 	struct ucred cred;
-	int r;
+	json_object *hint;
+	pid_t pid;
+	int pidfd, r;
 
-	(void)e;
-	s->ouid = s->uid;
+	s->ouid = s->uid; /* until the owner is known: the file's owner */
 	s->ogid = s->gid;
-	if (s->type == SOCK_DGRAM) {
-		s->owner_done = true; /* no connection, no credentials: the file's owner */
-		return;
+	if (!s->sock_ino) {
+		s->owner_done = true; /* connect-probe mode: credentials by connecting */
+		goto connect;
 	}
+	if (s->sidecar && json_object_object_get_ex(s->sidecar, "pid", &hint) &&
+	    json_object_is_type(hint, json_type_int) && svc_try_hint(e, s, (long)json_object_get_int64(hint)))
+		goto done;
+	if (snprintf(file, sizeof(file), "%s.pid", s->name) < (int)sizeof(file) &&
+	    owner_read_pidfile(s->dir->fd, file, s->uid, &pid) == 0 && svc_try_hint(e, s, pid))
+		goto done;
+	svcfs_name_tokens(s->name, &tokens);
+	if (tokens.pid && svc_try_hint(e, s, tokens.pid))
+		goto done;
+	if (s->type == SOCK_DGRAM) {
+		if (owner_find_holder(s->sock_ino, &pid) == 0 && (pidfd = owner_pidfd(pid)) >= 0 &&
+		    owner_holds_socket(pid, s->sock_ino) == 1)
+			svc_own(e, s, pid, pidfd);
+		goto done;
+	}
+connect:
 	/*
 	 * A full queue would refuse us and our connection would only add to
 	 * it: wait for a check where the service keeps up, and give up after
@@ -335,14 +480,67 @@ static void svc_find_owner(struct engine *e, struct tsvc *s)
 	 */
 	if (s->busy)
 		return;
-	r = probe_owner(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM, &cred);
+	r = owner_from_connect(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM, &cred,
+			       &pidfd);
 	if (r == -EAGAIN && ++s->owner_tries < OWNER_TRIES)
 		return;
-	s->owner_done = true;
 	if (r == 0) {
-		s->pid = cred.pid;
 		s->ouid = cred.uid;
 		s->ogid = cred.gid;
+		s->pid = cred.pid;
+		if (pidfd < 0)
+			pidfd = owner_pidfd(cred.pid);
+		if (pidfd >= 0 && s->sock_ino)
+			pw_attach(e, s, cred.pid, pidfd);
+		else if (pidfd >= 0)
+			close(pidfd); /* connect-probe mode follows by interval */
+	}
+done:
+	s->owner_done = true;
+	s->dirty = true;
+}
+
+/*
+ * The owner of the services on PW exited. Its fds were closed before its
+ * pidfd became readable, so asking the kernel for each socket now tells:
+ * gone (the common crash) — vanish at once; still there (a daemon that
+ * forked and let the parent exit) — find the new holder, or follow by
+ * interval if none can be found.
+ */
+void table_owner_exited(struct engine *e, struct pwatch *pw)
+{
+	char name[PATH_MAX];
+
+	if (pw->dead)
+		return;
+	while (pw->svcs) {
+		struct tsvc *s = pw->svcs;
+		struct probe_sock ps;
+		pid_t pid;
+		int pidfd;
+
+		pw_detach(e, s); /* may release PW: it stays allocated until the batch ends */
+		if (!s->sock_ino || probe_query(e->probe, s->sock_ino, &ps) < 0 ||
+		    ps.vfs_ino != (uint64_t)s->ino || !probe_sock_alive(&ps)) {
+			s->sock_ino = 0;
+			svc_vanish(e, s, "owner exited");
+			retry_backoff(e, s);
+			continue;
+		}
+		if (owner_find_holder(s->sock_ino, &pid) == 0 && (pidfd = owner_pidfd(pid)) >= 0) {
+			if (owner_holds_socket(pid, s->sock_ino) == 1) {
+				log_info("%s: owner %ld exited, socket held by %ld", display(s, name, sizeof(name)),
+					 (long)s->pid, (long)pid);
+				svc_own(e, s, pid, pidfd);
+			} else {
+				close(pidfd);
+			}
+		}
+		if (!s->pw) {
+			s->pid = 0;
+			s->dirty = true;
+		}
+		svc_publish(e, s);
 	}
 }
 
@@ -541,6 +739,7 @@ static void svc_evaluate(struct engine *e, struct tdir *d, const char *name)
 		s->dir = d;
 		s->dev = st.st_dev;
 		s->ino = st.st_ino;
+		s->created = st.st_mtim;
 		s->uid = st.st_uid;
 		s->gid = st.st_gid;
 		s->mode = st.st_mode;

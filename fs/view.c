@@ -34,6 +34,13 @@
 
 enum vnode_kind { VN_ROOT, VN_GROUP, VN_SERVICE };
 
+/* Visibility of a directory in poke mode (see view.h). */
+enum vnode_vis {
+	VIS_LIVE,    /* visible to all */
+	VIS_ADDING,  /* linked, invisible until the poker's MKDIR */
+	VIS_LEAVING, /* out of the listing, visible to the poker until its RMDIR */
+};
+
 #define FIRST_CHILD_SEQ 16
 
 struct vfile {
@@ -56,7 +63,10 @@ struct vnode {
 	struct vnode *parent; /* NULL for the root and once unlinked */
 	char *name;
 	uint64_t nlookup; /* kernel references to this node and its files */
-	bool linked;
+	bool linked;	  /* in the tree (also while VIS_LEAVING) */
+	enum vnode_vis vis;
+	struct vnode *leaving;	    /* dirs: children that are VIS_LEAVING */
+	struct vnode *leaving_next; /* in parent->leaving */
 	uid_t uid;
 	gid_t gid;
 	mode_t mode; /* permission bits */
@@ -98,6 +108,8 @@ struct view {
 	void *notify_ctx;
 	void (*wake)(void *ctx); /* set once before threads start */
 	void *wake_ctx;
+	pid_t poker;	 /* engine thread id once in poke mode, else 0 */
+	uid_t poker_uid; /* the daemon's euid */
 	struct view_event *events; /* queued for view_flush() */
 	size_t nevents, events_cap;
 	bool events_lost; /* an event could not be queued: flush invalidates the root */
@@ -183,7 +195,7 @@ void view_set_waker(struct view *v, void (*wake)(void *ctx), void *ctx)
 void view_write_refused(struct view *v, uint64_t ino)
 {
 	pthread_mutex_lock(&v->lock);
-	queue_event(v, VIEW_EV_MODIFIED, 0, ino, NULL);
+	queue_event(v, VIEW_EV_ATTRIB, 0, ino, NULL);
 	pthread_mutex_unlock(&v->lock);
 	if (v->wake)
 		v->wake(v->wake_ctx);
@@ -301,11 +313,17 @@ static struct vfile *file_by_name(struct vnode *n, const char *name)
 	return NULL;
 }
 
-static void fill_dir_stat(const struct vnode *n, struct stat *st)
+/* u+w for what a non-root poker must be let to mkdir in / truncate. */
+static mode_t poker_bits(const struct view *v, uid_t owner)
+{
+	return v->poker && v->poker_uid != 0 && owner == v->poker_uid ? 0200 : 0;
+}
+
+static void fill_dir_stat(const struct view *v, const struct vnode *n, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = node_ino(n);
-	st->st_mode = S_IFDIR | n->mode;
+	st->st_mode = S_IFDIR | n->mode | (n->kind == VN_SERVICE ? 0 : poker_bits(v, n->uid));
 	st->st_nlink = 2 + n->nsubdirs;
 	st->st_uid = n->uid;
 	st->st_gid = n->gid;
@@ -314,11 +332,12 @@ static void fill_dir_stat(const struct vnode *n, struct stat *st)
 	st->st_ctim = n->ctime;
 }
 
-static void fill_file_stat(const struct vnode *n, const struct vfile *f, struct stat *st)
+static void fill_file_stat(const struct view *v, const struct vnode *n, const struct vfile *f,
+			   struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = node_ino(n) | f->slot;
-	st->st_mode = f->link ? S_IFLNK | 0777 : S_IFREG | (n->mode & 0444);
+	st->st_mode = f->link ? S_IFLNK | 0777 : S_IFREG | (n->mode & 0444) | poker_bits(v, n->uid);
 	st->st_nlink = 1;
 	st->st_uid = n->uid;
 	st->st_gid = n->gid;
@@ -340,7 +359,7 @@ static int fill_aggregate_stat(struct view *v, uint64_t ino, struct stat *st)
 		return r;
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = S_IFREG | (v->root.mode & 0444);
+	st->st_mode = S_IFREG | (v->root.mode & 0444) | poker_bits(v, v->root.uid);
 	st->st_nlink = 1;
 	st->st_uid = v->root.uid;
 	st->st_gid = v->root.gid;
@@ -364,13 +383,13 @@ static int stat_ino(struct view *v, uint64_t ino, struct stat *st)
 	if (!n)
 		return -ENOENT;
 	if (slot == 0) {
-		fill_dir_stat(n, st);
+		fill_dir_stat(v, n, st);
 		return 0;
 	}
 	f = file_by_slot(n, slot);
 	if (!f)
 		return -ENOENT;
-	fill_file_stat(n, f, st);
+	fill_file_stat(v, n, f, st);
 	return 0;
 }
 
@@ -495,7 +514,7 @@ void view_dir_set_attr(struct view *v, struct vnode *dir, uid_t uid, gid_t gid, 
 		dir->gid = gid;
 		dir->mode = mode;
 		dir->ctime = now();
-		queue_event(v, VIEW_EV_MODIFIED, 0, node_ino(dir), NULL);
+		queue_event(v, VIEW_EV_ATTRIB, 0, node_ino(dir), NULL);
 		if (dir->kind == VN_ROOT)
 			aggregates_dirty(v); /* they take the root's owner and mode */
 	}
@@ -525,6 +544,7 @@ static struct vnode *dir_link(struct view *v, struct vnode *parent, const char *
 	n->linked = true;
 	n->next_seq = FIRST_CHILD_SEQ;
 	n->next_slot = 1;
+	n->vis = v->poker ? VIS_ADDING : VIS_LIVE;
 	n->mtime = n->ctime = now();
 	svcfs_hash_oom = false;
 	HASH_ADD(hh, v->by_id, id, sizeof(n->id), n);
@@ -643,7 +663,7 @@ static int service_files_set(struct view *v, struct vnode *n, const struct view_
 	for (size_t i = 0; i < n->nfiles; i++) {
 		if (n->files[i].name) {
 			if (!fresh)
-				queue_event(v, VIEW_EV_REMOVED, node_ino(n),
+				queue_event(v, VIEW_EV_FILE_REMOVED, node_ino(n),
 					    node_ino(n) | n->files[i].slot, n->files[i].name);
 			listing_changed = true;
 		}
@@ -749,9 +769,9 @@ struct vnode *view_service_set(struct view *v, struct vnode *parent, struct vnod
 		n->gid = spec->gid;
 		n->mode = mode;
 		n->ctime = now();
-		queue_event(v, VIEW_EV_MODIFIED, 0, node_ino(n), NULL);
+		queue_event(v, VIEW_EV_ATTRIB, 0, node_ino(n), NULL);
 		for (size_t i = 0; i < n->nfiles; i++)
-			queue_event(v, VIEW_EV_MODIFIED, 0, node_ino(n) | n->files[i].slot, NULL);
+			queue_event(v, VIEW_EV_ATTRIB, 0, node_ino(n) | n->files[i].slot, NULL);
 	}
 	if (service_files_set(v, n, spec, fresh, ret_dropped) < 0 && fresh) {
 		/* a service without its files would lie; undo */
@@ -769,13 +789,21 @@ out:
 	return n;
 }
 
+/* Take N out of the tree for good. Locked. */
+static void node_unlink(struct view *v, struct vnode *n)
+{
+	n->linked = false;
+	n->parent = NULL;
+	node_release(v, n);
+}
+
 void view_remove(struct view *v, struct vnode *n)
 {
 	struct vnode *parent;
 
 	pthread_mutex_lock(&v->lock);
 	parent = n->parent;
-	if (!n->linked || !parent || n->children)
+	if (!n->linked || n->vis == VIS_LEAVING || !parent || n->children)
 		goto out; /* groups are emptied by the engine first */
 	HASH_DELETE(hn, parent->children, n);
 	order_remove(parent, n);
@@ -786,23 +814,192 @@ void view_remove(struct view *v, struct vnode *n)
 		service_list_remove(v, n);
 		aggregates_dirty(v);
 	}
-	n->linked = false;
-	n->parent = NULL;
-	node_release(v, n);
+	if (v->poker && n->vis == VIS_LIVE) {
+		/* the poker's RMDIR completes it, so that watchers see IN_DELETE */
+		n->vis = VIS_LEAVING;
+		n->leaving_next = parent->leaving;
+		parent->leaving = n;
+	} else {
+		node_unlink(v, n); /* never seen by anyone: no event to give */
+	}
 out:
 	pthread_mutex_unlock(&v->lock);
 }
 
-/* ---- FUSE side ---- */
-
-int view_lookup(struct view *v, uint64_t parent, const char *name, struct stat *ret_st)
+/* Take a leaving N off its parent's list and out of the tree. Locked. */
+static void leaving_done(struct view *v, struct vnode *n)
 {
-	struct vnode *dir, *child;
-	struct vfile *f;
+	struct vnode *parent = n->parent;
+
+	for (struct vnode **pp = &parent->leaving; *pp; pp = &(*pp)->leaving_next) {
+		if (*pp == n) {
+			*pp = n->leaving_next;
+			break;
+		}
+	}
+	n->leaving_next = NULL;
+	node_unlink(v, n);
+}
+
+static struct vnode *leaving_find(struct vnode *dir, const char *name)
+{
+	for (struct vnode *n = dir->leaving; n; n = n->leaving_next)
+		if (strcmp(n->name, name) == 0)
+			return n;
+	return NULL;
+}
+
+/* ---- poke mode ---- */
+
+void view_set_poker(struct view *v, pid_t poker, uid_t uid)
+{
+	pthread_mutex_lock(&v->lock);
+	v->poker = poker;
+	v->poker_uid = uid;
+	pthread_mutex_unlock(&v->lock);
+}
+
+bool view_is_poker(struct view *v, pid_t caller)
+{
+	bool r;
+
+	pthread_mutex_lock(&v->lock);
+	r = v->poker && caller == v->poker;
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int view_poke_mkdir(struct view *v, uint64_t parent, const char *name, struct stat *ret_st)
+{
+	struct vnode *dir, *child = NULL;
 	unsigned slot;
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&v->lock);
+	dir = node_by_ino(v, parent, &slot);
+	if (dir && slot == 0)
+		HASH_FIND(hn, dir->children, name, strlen(name), child);
+	if (child && child->vis == VIS_ADDING) {
+		child->vis = VIS_LIVE; /* visible from this reply on, to everyone */
+		child->nlookup++;
+		fill_dir_stat(v, child, ret_st);
+		r = 0;
+	} else if (child) {
+		r = -EEXIST;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int view_poke_rmdir(struct view *v, uint64_t parent, const char *name)
+{
+	struct vnode *dir, *child = NULL;
+	unsigned slot;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&v->lock);
+	dir = node_by_ino(v, parent, &slot);
+	if (dir && slot == 0)
+		child = leaving_find(dir, name);
+	if (child) {
+		leaving_done(v, child);
+		r = 0;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+void view_settle(struct view *v, uint64_t ino)
+{
+	struct vnode *n;
+	unsigned slot;
+
+	pthread_mutex_lock(&v->lock);
+	n = node_by_ino(v, ino, &slot);
+	if (n && slot == 0 && n->vis == VIS_ADDING)
+		n->vis = VIS_LIVE;
+	else if (n && slot == 0 && n->vis == VIS_LEAVING && n->linked)
+		leaving_done(v, n);
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* Prepend "/NAME" (or "NAME" at the start) to the path being built backwards. */
+static bool path_prepend(char *buf, size_t *pos, const char *name, bool slash)
+{
+	size_t len = strlen(name) + (slash ? 1 : 0);
+
+	if (len > *pos)
+		return false;
+	*pos -= len;
+	memcpy(buf + *pos, name, strlen(name));
+	if (slash)
+		buf[*pos + len - 1] = '/';
+	return true;
+}
+
+int view_path(struct view *v, uint64_t ino, char *buf, size_t size, uint64_t *ret_size)
+{
+	struct vnode *n;
+	struct vfile *f = NULL;
+	size_t pos = size - 1;
+	unsigned slot;
+	int r = 0;
+
+	if (size < 2)
+		return -ENAMETOOLONG;
+	buf[pos] = '\0';
+	pthread_mutex_lock(&v->lock);
+	if (ino == VIEW_SERVICES_INO || ino == VIEW_TARGETS_INO) {
+		struct aggregate *agg = ino == VIEW_SERVICES_INO ? &v->services : &v->targets;
+		r = aggregate_render(v, ino);
+		if (r == 0 && !path_prepend(buf, &pos, ino == VIEW_SERVICES_INO ? VIEW_SERVICES_NAME : VIEW_TARGETS_NAME, false))
+			r = -ENAMETOOLONG;
+		if (r == 0 && ret_size)
+			*ret_size = agg->len;
+		goto out;
+	}
+	n = node_by_ino(v, ino, &slot);
+	if (!n || !n->linked || (slot && !(f = file_by_slot(n, slot)))) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (f && !path_prepend(buf, &pos, f->name, false)) {
+		r = -ENAMETOOLONG;
+		goto out;
+	}
+	if (ret_size)
+		*ret_size = f ? f->len : 0;
+	for (bool last = !f; n && n->kind != VN_ROOT; n = n->parent, last = false) {
+		if (!path_prepend(buf, &pos, n->name, !last)) {
+			r = -ENAMETOOLONG;
+			goto out;
+		}
+	}
+	if (!n) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (pos == size - 1)
+		buf[--pos] = '.'; /* the root itself */
+	memmove(buf, buf + pos, size - pos);
+out:
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+/* ---- FUSE side ---- */
+
+int view_lookup(struct view *v, uint64_t parent, const char *name, pid_t caller,
+		struct stat *ret_st)
+{
+	struct vnode *dir, *child = NULL;
+	struct vfile *f;
+	unsigned slot;
+	bool poker;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&v->lock);
+	poker = v->poker && caller == v->poker;
 	dir = node_by_ino(v, parent, &slot);
 	if (!dir || slot != 0) {
 		r = dir ? -ENOTDIR : -ENOENT;
@@ -818,14 +1015,18 @@ int view_lookup(struct view *v, uint64_t parent, const char *name, struct stat *
 		f = file_by_name(dir, name);
 		if (!f)
 			goto out;
-		fill_file_stat(dir, f, ret_st);
+		fill_file_stat(v, dir, f, ret_st);
 		dir->nlookup++;
 		r = 0;
 	} else {
-		HASH_FIND(hn, dir->children, name, strlen(name), child);
+		/* the poker sees a leaving entry until its RMDIR; nobody sees an adding one */
+		if (poker)
+			child = leaving_find(dir, name);
 		if (!child)
+			HASH_FIND(hn, dir->children, name, strlen(name), child);
+		if (!child || child->vis == VIS_ADDING)
 			goto out;
-		fill_dir_stat(child, ret_st);
+		fill_dir_stat(v, child, ret_st);
 		child->nlookup++;
 		r = 0;
 	}
@@ -941,12 +1142,12 @@ int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dir
 		goto out;
 	}
 	if (off < 1) {
-		fill_dir_stat(dir, &st);
+		fill_dir_stat(v, dir, &st);
 		if (!fn(ctx, ".", &st, 1))
 			goto out;
 	}
 	if (off < 2) {
-		fill_dir_stat(dir->parent ? dir->parent : dir, &st);
+		fill_dir_stat(v, dir->parent ? dir->parent : dir, &st);
 		if (!fn(ctx, "..", &st, 2))
 			goto out;
 	}
@@ -957,7 +1158,7 @@ int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dir
 			struct vfile *f = &dir->files[i];
 			if (f->slot + 2u <= off)
 				continue;
-			fill_file_stat(dir, f, &st);
+			fill_file_stat(v, dir, f, &st);
 			if (!fn(ctx, f->name, &st, f->slot + 2u))
 				goto out;
 			if (plus)
@@ -981,9 +1182,9 @@ int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dir
 	}
 	for (size_t i = order_find_after(dir, off); i < dir->norder; i++) {
 		struct vnode *child = dir->order[i].node;
-		if (!child)
+		if (!child || child->vis == VIS_ADDING)
 			continue;
-		fill_dir_stat(child, &st);
+		fill_dir_stat(v, child, &st);
 		if (!fn(ctx, child->name, &st, dir->order[i].seq))
 			goto out;
 		if (plus)

@@ -36,9 +36,11 @@
 #define VIEW_TARGETS_NAME  ".targets.json"
 
 enum view_event_kind {
-	VIEW_EV_ADDED,	      /* NAME (inode INO) appeared in directory PARENT */
-	VIEW_EV_REMOVED,      /* NAME (inode INO) left directory PARENT */
-	VIEW_EV_MODIFIED,     /* INO's content or attributes changed */
+	VIEW_EV_ADDED,	      /* directory NAME (inode INO) appeared in directory PARENT */
+	VIEW_EV_REMOVED,      /* directory NAME (inode INO) left directory PARENT */
+	VIEW_EV_FILE_REMOVED, /* file NAME (inode INO) left service directory PARENT */
+	VIEW_EV_MODIFIED,     /* file INO's content changed */
+	VIEW_EV_ATTRIB,	      /* INO's attributes changed (or its pages must go) */
 	VIEW_EV_DIR_CHANGED,  /* directory INO's listing changed */
 };
 
@@ -95,6 +97,32 @@ struct vnode *view_service_set(struct view *v, struct vnode *parent, struct vnod
 void view_remove(struct view *v, struct vnode *node);
 /* Deliver queued events; call without holding anything the notify function may need. */
 void view_flush(struct view *v);
+
+/*
+ * Poke mode (SPEC §5). The kernel tells inotify watchers only about what
+ * goes through the VFS, so the engine thread makes every change happen
+ * through the mount itself: mkdir for a directory that appears, rmdir for
+ * one that leaves, truncate (to its size) for a file whose content changed.
+ * From view_set_poker() on, a new directory is invisible to everyone until
+ * the poker's MKDIR for it arrives (view_poke_mkdir), and a leaving one
+ * stays visible to the poker alone until its RMDIR (view_poke_rmdir). If a
+ * poke fails, view_settle() completes the change without an event.
+ * POKER is the engine thread's id (gettid), UID the daemon's euid: when not
+ * root, directories and files owned by it get u+w so that the kernel lets
+ * its pokes through (the handlers still refuse everyone else).
+ */
+void view_set_poker(struct view *v, pid_t poker, uid_t uid);
+bool view_is_poker(struct view *v, pid_t caller);
+int view_poke_mkdir(struct view *v, uint64_t parent, const char *name, struct stat *ret_st);
+int view_poke_rmdir(struct view *v, uint64_t parent, const char *name);
+/* Finish a pending appearance or removal of INO without a poke. */
+void view_settle(struct view *v, uint64_t ino);
+/*
+ * Path of INO relative to the mount root into BUF (and its size in
+ * *RET_SIZE, for files). Works for leaving directories too. -ENAMETOOLONG,
+ * -ENOENT.
+ */
+int view_path(struct view *v, uint64_t ino, char *buf, size_t size, uint64_t *ret_size);
 /*
  * WAKE(CTX) is called (from any thread) when events were queued outside
  * the engine thread and view_flush() should run soon.
@@ -105,8 +133,12 @@ size_t view_service_count(struct view *v);
 
 /* ---- FUSE side (any thread) ---- */
 
-/* Lookup NAME in PARENT: fills *ret_st and counts one kernel reference. */
-int view_lookup(struct view *v, uint64_t parent, const char *name, struct stat *ret_st);
+/*
+ * Lookup NAME in PARENT for CALLER (a thread id; see poke mode): fills
+ * *ret_st and counts one kernel reference.
+ */
+int view_lookup(struct view *v, uint64_t parent, const char *name, pid_t caller,
+		struct stat *ret_st);
 int view_getattr(struct view *v, uint64_t ino, struct stat *ret_st);
 void view_forget(struct view *v, uint64_t ino, uint64_t nlookup);
 

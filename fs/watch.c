@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -26,7 +27,8 @@
 
 #define INOTIFY_BUF (64 * 1024)
 
-enum { EV_INOTIFY = 1, EV_INTERVAL, EV_RETRY, EV_POLL, EV_STOP, EV_WAKE };
+/* epoll tags; any other value is a struct pwatch * (an owner's pidfd) */
+enum { EV_INOTIFY = 1, EV_INTERVAL, EV_RETRY, EV_POLL, EV_STOP, EV_WAKE, EV_SIGNAL, EV_TAG_MAX };
 
 static int arm_periodic(int fd, double seconds)
 {
@@ -129,6 +131,10 @@ static void *engine_main(void *arg)
 {
 	struct engine *e = arg;
 	struct epoll_event evs[8];
+	bool signalled = false;
+
+	if (e->on_start)
+		e->on_start(e->on_start_ctx);
 
 	for (;;) {
 		int n = epoll_wait(e->epoll_fd, evs, 8, -1);
@@ -141,7 +147,11 @@ static void *engine_main(void *arg)
 			break;
 		}
 		for (int i = 0; i < n; i++) {
-			switch (evs[i].data.u32) {
+			if (evs[i].data.u64 >= EV_TAG_MAX) {
+				table_owner_exited(e, evs[i].data.ptr);
+				continue;
+			}
+			switch (evs[i].data.u64) {
 			case EV_INOTIFY:
 				handle_inotify(e);
 				break;
@@ -164,13 +174,26 @@ static void *engine_main(void *arg)
 			case EV_WAKE:
 				drain(e->wake_fd); /* events queued elsewhere: flushed below */
 				break;
+			case EV_SIGNAL: {
+				struct signalfd_siginfo si;
+				ssize_t got = read(e->signal_fd, &si, sizeof(si));
+				(void)got; /* any of them means: unmount */
+				stop = signalled = true;
+				break;
+			}
 			}
 		}
+		table_free_dead_watches(e);
+		if (signalled)
+			break; /* no more pokes: the loop is about to stop serving them */
 		view_flush(e->view);
 		if (stop)
 			break;
 		arm_retry(e);
 	}
+	atomic_store(&e->done, true);
+	if (signalled && e->on_stop)
+		e->on_stop(e->on_stop_ctx);
 	return NULL;
 }
 
@@ -184,7 +207,7 @@ static void engine_wake(void *ctx)
 
 static int add_fd(struct engine *e, int fd, uint32_t tag)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
 	return epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
 }
 
@@ -195,7 +218,7 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 
 	memset(e, 0, sizeof(*e));
 	e->inotify_fd = e->epoll_fd = e->interval_fd = e->retry_fd = e->poll_fd = e->stop_fd =
-		e->wake_fd = -1;
+		e->wake_fd = e->signal_fd = -1;
 	e->opt = *opt;
 	e->view = view;
 	e->backing = strdup(backing);
@@ -254,6 +277,10 @@ int engine_start(struct engine *e)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGHUP);
+	/* they arrive through this signalfd (the caller keeps them blocked everywhere) */
+	e->signal_fd = signalfd(-1, &block, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (e->signal_fd < 0 || add_fd(e, e->signal_fd, EV_SIGNAL) < 0)
+		return -errno;
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	r = pthread_create(&e->thread, NULL, engine_main, e);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -263,22 +290,36 @@ int engine_start(struct engine *e)
 	return 0;
 }
 
-void engine_stop(struct engine *e)
+void engine_request_stop(struct engine *e)
 {
 	uint64_t one = 1;
+	ssize_t n;
 
-	if (e->running) {
-		ssize_t n = write(e->stop_fd, &one, sizeof(one));
+	if (e->stop_fd >= 0) {
+		n = write(e->stop_fd, &one, sizeof(one));
 		(void)n;
+	}
+}
+
+bool engine_stopped(struct engine *e)
+{
+	return !e->running || atomic_load(&e->done);
+}
+
+void engine_stop(struct engine *e)
+{
+	if (e->running) {
+		engine_request_stop(e);
 		pthread_join(e->thread, NULL);
 		e->running = false;
 	}
 	e->quiet = true; /* shutting down is not every service going away */
 	table_free(e);
+	table_free_dead_watches(e);
 	if (e->view)
 		view_set_waker(e->view, NULL, NULL);
 	int *fds[] = {&e->inotify_fd, &e->epoll_fd, &e->interval_fd, &e->retry_fd,
-		      &e->poll_fd,    &e->stop_fd,  &e->wake_fd};
+		      &e->poll_fd,    &e->stop_fd,  &e->wake_fd,     &e->signal_fd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);

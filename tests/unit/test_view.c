@@ -102,6 +102,10 @@ static const char *kind_name(enum view_event_kind k)
 		return "MODIFIED";
 	case VIEW_EV_DIR_CHANGED:
 		return "DIR_CHANGED";
+	case VIEW_EV_FILE_REMOVED:
+		return "FILE_REMOVED";
+	case VIEW_EV_ATTRIB:
+		return "ATTRIB";
 	}
 	return "?";
 }
@@ -329,15 +333,15 @@ Test(view, root_listing_when_empty)
 Test(view, aggregates_looked_up_in_root)
 {
 	struct stat st;
-	int r = view_lookup(v, ROOT, VIEW_SERVICES_NAME, &st);
+	int r = view_lookup(v, ROOT, VIEW_SERVICES_NAME, 0, &st);
 
 	cr_assert_eq(r, 0);
 	cr_assert_eq(st.st_ino, VIEW_SERVICES_INO);
 	cr_assert_eq(st.st_mode, S_IFREG | 0444, "mode %o", st.st_mode);
-	r = view_lookup(v, ROOT, VIEW_TARGETS_NAME, &st);
+	r = view_lookup(v, ROOT, VIEW_TARGETS_NAME, 0, &st);
 	cr_assert_eq(r, 0);
 	cr_assert_eq(st.st_ino, VIEW_TARGETS_INO);
-	r = view_lookup(v, ROOT, "nothing", &st);
+	r = view_lookup(v, ROOT, "nothing", 0, &st);
 	cr_assert_eq(r, -ENOENT);
 }
 
@@ -360,7 +364,7 @@ Test(view, group_added)
 	cr_assert_neq(gino, VIEW_SERVICES_INO);
 	cr_assert_neq(gino, VIEW_TARGETS_INO);
 
-	r = view_lookup(v, ROOT, "workers", &st);
+	r = view_lookup(v, ROOT, "workers", 0, &st);
 	cr_assert_eq(r, 0);
 	cr_assert_eq(st.st_ino, gino);
 	cr_assert_eq(st.st_mode, S_IFDIR | 0755);
@@ -424,7 +428,7 @@ Test(view, group_removed_only_when_empty)
 	view_remove(v, g); /* not empty: nothing happens */
 	flush();
 	cr_assert_eq(nrecs, 0, "events: %s", dump());
-	r = view_lookup(v, ROOT, "grp", &st);
+	r = view_lookup(v, ROOT, "grp", 0, &st);
 	cr_assert_eq(r, 0);
 	view_forget(v, gino, 1);
 
@@ -432,7 +436,7 @@ Test(view, group_removed_only_when_empty)
 	view_remove(v, g);
 	flush();
 	cr_assert_eq(count(VIEW_EV_REMOVED, gino), 1, "events: %s", dump());
-	r = view_lookup(v, ROOT, "grp", &st);
+	r = view_lookup(v, ROOT, "grp", 0, &st);
 	cr_assert_eq(r, -ENOENT);
 }
 
@@ -455,12 +459,12 @@ Test(view, service_created)
 	sino = recs[0].ino;
 	cr_assert_eq(view_service_count(v), 1);
 
-	r = view_lookup(v, ROOT, "web", &st);
+	r = view_lookup(v, ROOT, "web", 0, &st);
 	cr_assert_eq(r, 0);
 	cr_assert_eq(st.st_ino, sino);
 	cr_assert(S_ISDIR(st.st_mode));
 
-	r = view_lookup(v, sino, "state", &st);
+	r = view_lookup(v, sino, "state", 0, &st);
 	cr_assert_eq(r, 0);
 	state = st.st_ino;
 	cr_assert(S_ISREG(st.st_mode));
@@ -469,7 +473,7 @@ Test(view, service_created)
 	cr_assert_eq(r, 0);
 	cr_assert_str_eq(d.buf, "alive\n");
 
-	r = view_lookup(v, sino, "socket", &st);
+	r = view_lookup(v, sino, "socket", 0, &st);
 	cr_assert_eq(r, 0);
 	sock = st.st_ino;
 	cr_assert(S_ISLNK(st.st_mode));
@@ -478,7 +482,7 @@ Test(view, service_created)
 	cr_assert_eq(r, 0);
 	cr_assert_str_eq(d.buf, "/backing/x.sock");
 
-	r = view_lookup(v, sino, "nothing", &st);
+	r = view_lookup(v, sino, "nothing", 0, &st);
 	cr_assert_eq(r, -ENOENT);
 }
 
@@ -498,10 +502,10 @@ Test(view, service_in_group)
 	cr_assert_eq(recs[0].parent, gino);
 	cr_assert_str_eq(recs[0].name, "w1");
 	sino = recs[0].ino;
-	r = view_lookup(v, gino, "w1", &st);
+	r = view_lookup(v, gino, "w1", 0, &st);
 	cr_assert_eq(r, 0);
 	cr_assert_eq(st.st_ino, sino);
-	r = view_lookup(v, ROOT, "w1", &st);
+	r = view_lookup(v, ROOT, "w1", 0, &st);
 	cr_assert_eq(r, -ENOENT, "a grouped service is not in the root");
 }
 
@@ -527,9 +531,9 @@ Test(view, lookup_in_file_is_not_a_directory)
 
 	svc_simple(view_root(v), "web");
 	state = ino_of(ino_of(ROOT, "web"), "state");
-	r = view_lookup(v, state, "x", &st);
+	r = view_lookup(v, state, "x", 0, &st);
 	cr_assert_eq(r, -ENOTDIR);
-	r = view_lookup(v, 0x7777ull << VIEW_INO_SHIFT, "x", &st);
+	r = view_lookup(v, 0x7777ull << VIEW_INO_SHIFT, "x", 0, &st);
 	cr_assert_eq(r, -ENOENT);
 }
 
@@ -679,7 +683,7 @@ Test(view, new_key_is_dir_changed)
 	cr_assert_eq(count(VIEW_EV_MODIFIED, 0), 0, "no file changed: %s", dump());
 	cr_assert_eq(count(VIEW_EV_REMOVED, 0), 0, "events: %s", dump());
 	cr_assert_eq(nrecs, 1, "events: %s", dump());
-	r = view_lookup(v, sino, "owner", &st);
+	r = view_lookup(v, sino, "owner", 0, &st);
 	cr_assert_eq(r, 0);
 	r = read_file(st.st_ino, 0, 100, &d);
 	cr_assert_eq(r, 0);
@@ -696,21 +700,22 @@ Test(view, removed_key_is_removed_event)
 
 	svc_set(view_root(v), s, "web", base_files, 2);
 	flush();
-	cr_assert_eq(count(VIEW_EV_REMOVED, version), 1, "events: %s", dump());
+	cr_assert_eq(count(VIEW_EV_FILE_REMOVED, version), 1, "events: %s", dump());
+	cr_assert_eq(count(VIEW_EV_REMOVED, version), 0, "events: %s", dump());
 	cr_assert_eq(count(VIEW_EV_MODIFIED, 0), 0, "events: %s", dump());
 	for (size_t i = 0; i < nrecs; i++) {
-		if (recs[i].kind != VIEW_EV_REMOVED)
+		if (recs[i].kind != VIEW_EV_FILE_REMOVED)
 			continue;
 		cr_assert_eq(recs[i].parent, sino);
 		cr_assert_str_eq(recs[i].name, "version");
 	}
-	r = view_lookup(v, sino, "version", &st);
+	r = view_lookup(v, sino, "version", 0, &st);
 	cr_assert_eq(r, -ENOENT);
 	r = view_getattr(v, version, &st);
 	cr_assert_eq(r, -ENOENT);
 }
 
-Test(view, mode_change_is_modified)
+Test(view, mode_change_is_attrib)
 {
 	struct vnode *s = clean_service();
 	const struct svc_opts same = {.mode = 0750}, other = {.mode = 0755};
@@ -724,7 +729,8 @@ Test(view, mode_change_is_modified)
 
 	svc_set_ex(view_root(v), s, "web", base_files, 3, &other, NULL);
 	flush();
-	cr_assert_eq(count(VIEW_EV_MODIFIED, sino), 1, "events: %s", dump());
+	cr_assert_eq(count(VIEW_EV_ATTRIB, sino), 1, "events: %s", dump());
+	cr_assert_eq(count(VIEW_EV_MODIFIED, sino), 0, "no content changed: %s", dump());
 	r = view_getattr(v, sino, &st);
 	cr_assert_eq(r, 0);
 	cr_assert_eq(st.st_mode, S_IFDIR | 0755);
@@ -802,7 +808,7 @@ Test(view, recreated_service_gets_new_inode)
 	struct data d;
 	int r;
 
-	r = view_lookup(v, ROOT, "web", &st); /* the kernel keeps the old one */
+	r = view_lookup(v, ROOT, "web", 0, &st); /* the kernel keeps the old one */
 	cr_assert_eq(r, 0);
 	old_sino = st.st_ino;
 	old_state = ino_of(old_sino, "state");
@@ -854,7 +860,7 @@ Test(view, slot_limit)
 	s = svc_set_ex(view_root(v), s, "web", files, VIEW_SLOT_MAX + 1, NULL, &dropped);
 	cr_assert_not_null(s);
 	cr_assert_eq(dropped, 1, "the 1024th file has no slot");
-	r = view_lookup(v, ino_of(ROOT, "web"), names[VIEW_SLOT_MAX], &st);
+	r = view_lookup(v, ino_of(ROOT, "web"), names[VIEW_SLOT_MAX], 0, &st);
 	cr_assert_eq(r, -ENOENT);
 	/* slots are spent for the directory's life: a new name later gets none */
 	s = svc_set_ex(view_root(v), s, "web", other, 1, NULL, &dropped);
@@ -882,7 +888,7 @@ Test(view, removed_unreferenced_service_is_gone)
 	cr_assert_eq(r, -ENOENT);
 	r = view_getattr(v, state, &st);
 	cr_assert_eq(r, -ENOENT);
-	r = view_lookup(v, ROOT, "web", &st);
+	r = view_lookup(v, ROOT, "web", 0, &st);
 	cr_assert_eq(r, -ENOENT);
 }
 
@@ -894,19 +900,19 @@ Test(view, removed_service_lives_until_forgotten)
 	struct stat st;
 	int r;
 
-	r = view_lookup(v, ROOT, "web", &st);
+	r = view_lookup(v, ROOT, "web", 0, &st);
 	cr_assert_eq(r, 0);
 	sino = st.st_ino;
-	r = view_lookup(v, ROOT, "web", &st); /* two references */
+	r = view_lookup(v, ROOT, "web", 0, &st); /* two references */
 	cr_assert_eq(r, 0);
 	view_remove(v, s);
 
-	r = view_lookup(v, ROOT, "web", &st);
+	r = view_lookup(v, ROOT, "web", 0, &st);
 	cr_assert_eq(r, -ENOENT, "gone from its parent at once");
 	r = view_getattr(v, sino, &st);
 	cr_assert_eq(r, 0, "still referenced: getattr works");
 	cr_assert(S_ISDIR(st.st_mode));
-	r = view_lookup(v, sino, "state", &st);
+	r = view_lookup(v, sino, "state", 0, &st);
 	cr_assert_eq(r, -ENOENT, "nothing new is looked up in a removed directory");
 	readdir_all(sino, &l);
 	cr_assert_eq(l.n, 2, "a removed directory lists only . and ..");
@@ -927,10 +933,10 @@ Test(view, file_references_keep_the_directory)
 	struct data d;
 	int r;
 
-	r = view_lookup(v, ROOT, "web", &st);
+	r = view_lookup(v, ROOT, "web", 0, &st);
 	cr_assert_eq(r, 0);
 	sino = st.st_ino;
-	r = view_lookup(v, sino, "state", &st);
+	r = view_lookup(v, sino, "state", 0, &st);
 	cr_assert_eq(r, 0);
 	state = st.st_ino;
 	view_remove(v, s);
@@ -955,7 +961,7 @@ Test(view, forget_while_linked_then_remove)
 	struct stat st;
 	int r;
 
-	r = view_lookup(v, ROOT, "web", &st);
+	r = view_lookup(v, ROOT, "web", 0, &st);
 	cr_assert_eq(r, 0);
 	sino = st.st_ino;
 	view_forget(v, sino, 5); /* more than held: clamps at zero */
@@ -1483,7 +1489,8 @@ Test(view, dir_set_attr_event_and_control)
 
 	view_dir_set_attr(v, view_root(v), 5, 6, 0700);
 	flush();
-	cr_assert_eq(count(VIEW_EV_MODIFIED, ROOT), 1, "events: %s", dump());
+	cr_assert_eq(count(VIEW_EV_ATTRIB, ROOT), 1, "events: %s", dump());
+	cr_assert_eq(count(VIEW_EV_MODIFIED, ROOT), 0, "events: %s", dump());
 	r = view_getattr(v, ROOT, &st);
 	cr_assert_eq(r, 0);
 	cr_assert_eq(st.st_mode, S_IFDIR | 0700);
@@ -1696,6 +1703,7 @@ Test(view, free_releases_everything)
 	for (int i = 0; i < 200; i++)
 		view_cycle();
 	after = mallinfo2().uordblks;
-	cr_assert_lt(after > before ? after - before : 0, 4096,
+	/* the old leak was ~1.2 KB a cycle; allocator noise is tens of bytes */
+	cr_assert_lt(after > before ? after - before : 0, 16384,
 		     "%zu bytes lost in 200 view_new/view_free cycles", after - before);
 }
