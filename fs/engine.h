@@ -17,9 +17,16 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "locks.h"
 #include "options.h"
 #include "probe.h"
 #include "view.h"
+
+/* What an epoll event's data.ptr points at (beyond the fixed tags). */
+enum evsrc_kind { SRC_OWNER = 1, SRC_HEALTH };
+struct evsrc {
+	enum evsrc_kind kind;
+};
 
 #define SVCFS_GROUP_DEPTH_MAX 8 /* group subdirectories below BACKING */
 
@@ -41,6 +48,11 @@ struct engine {
 	struct tsvc *retry_head; /* services waiting for a quick re-check */
 	struct pwatch *pwatches; /* owner processes watched by pidfd, by pid */
 	struct pwatch *pw_dead;	 /* released watches, freed after each epoll batch */
+	struct hprobe *hp_live;	 /* health probes in flight */
+	struct hprobe *hp_dead;	 /* finished ones, freed after each epoll batch */
+	size_t hp_count;
+	struct locks locks;	 /* held locks, from /proc/locks */
+	bool locks_fresh;	 /* read in this batch */
 	size_t nvisible;
 	bool max_logged, diag_logged;
 	bool quiet; /* initial scan: one summary line instead of one per service */
@@ -82,7 +94,11 @@ void table_dir_attr_changed(struct engine *e, struct tdir *d);
 void table_free(struct engine *e);
 /* An owner's pidfd became readable. */
 void table_owner_exited(struct engine *e, struct pwatch *pw);
+/* A health probe's socket became readable. */
+void table_health_ready(struct engine *e, struct hprobe *hp);
 /* Free the watches released during this epoll batch. */
 void table_free_dead_watches(struct engine *e);
+/* Free the health probes finished during this epoll batch. */
+void table_free_dead_probes(struct engine *e);
 
 #endif /* SVCFS_ENGINE_H */

@@ -14,7 +14,7 @@
 
 struct raw {
 	char *probe_interval, *probe_timeout, *grace, *poll, *max_services;
-	int reap;
+	int reap, ro;
 };
 
 #define OPT(t, p) {t, offsetof(struct raw, p), 1}
@@ -25,6 +25,7 @@ static const struct fuse_opt opts[] = {
 	{"poll=%s", offsetof(struct raw, poll), 0},
 	{"max_services=%s", offsetof(struct raw, max_services), 0},
 	OPT("reap", reap),
+	OPT("ro", ro),
 	FUSE_OPT_END,
 };
 
@@ -81,9 +82,11 @@ int options_parse(struct fuse_args *args, struct svcfs_options *ret, char *err, 
 		snprintf(err, errsize, "cannot parse options");
 		return -EINVAL;
 	}
-	if (raw.reap) {
-		/* deleting files safely needs the lock protocol of SPEC §3.4 (next release) */
-		snprintf(err, errsize, "-o reap is not supported by this version of svcfs");
+	o.reap = raw.reap;
+	if (raw.ro) {
+		snprintf(err, errsize,
+			 "-o ro is not supported: the view is read-only to users already, and a "
+			 "read-only mount cannot carry inotify events");
 		r = -EINVAL;
 		goto out;
 	}
@@ -123,6 +126,7 @@ void options_usage(void)
 	       "    -o probe_timeout=MS        timeout of a connect/health probe (default 250)\n"
 	       "    -o grace=SECONDS           time a refused socket is given (default 1)\n"
 
+	       "    -o reap                    delete stale socket files (and their .json, .pid)\n"
 	       "    -o poll=SECONDS            rescan BACKING by polling instead of inotify\n"
 	       "    -o max_services=N          most services shown (default 100000)\n");
 }

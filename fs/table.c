@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@
 
 #include "engine.h"
 #include "hash.h"
+#include "health.h"
 #include "log.h"
 #include "owner.h"
 #include "render.h"
@@ -72,6 +74,7 @@ struct tdir {
  * readable the moment the process exits (its fds are closed by then).
  */
 struct pwatch {
+	struct evsrc src; /* SRC_OWNER: first, for the epoll dispatch */
 	pid_t pid;
 	int pidfd;
 	struct tsvc *svcs; /* owned services, linked by tsvc->pw_next */
@@ -79,6 +82,18 @@ struct pwatch {
 	struct pwatch *next_dead;
 	UT_hash_handle hh; /* engine->pwatches, by pid */
 };
+
+/* A health check in flight (SPEC §3.3). */
+struct hprobe {
+	struct evsrc src; /* SRC_HEALTH: first, for the epoll dispatch */
+	struct health h;
+	struct tsvc *s; /* NULL once the service is gone */
+	struct hprobe *next; /* engine->hp_live or engine->hp_dead */
+};
+
+#define HEALTH_INFLIGHT_MAX 64 /* probes at once; the rest wait an interval */
+
+static void hp_finish(struct engine *e, struct hprobe *hp);
 
 struct tsvc {
 	struct tdir *dir;
@@ -104,6 +119,14 @@ struct tsvc {
 	struct timespec created;   /* the socket file's mtime: when it was bound */
 	struct pwatch *pw;	   /* watch on the owner, NULL if none */
 	struct tsvc *pw_next;	   /* in pw->svcs */
+	bool has_lock;		   /* NAME.lock exists (and is trusted) */
+	dev_t lock_dev;
+	ino_t lock_ino;
+	bool lock_untrusted_logged;
+	char *health_path;	   /* sidecar health_check, NULL if none */
+	struct hprobe *hp;	   /* health probe in flight */
+	bool unhealthy;
+	struct timespec stale_since; /* no socket bound since (for reap), {0} if not stale */
 	json_object *sidecar;
 	struct stat sidecar_st; /* identity of the sidecar last read */
 	bool sidecar_known;
@@ -202,6 +225,9 @@ struct timespec table_next_retry(struct engine *e)
 	for (struct tsvc *s = e->retry_head; s; s = s->rnext)
 		if ((best.tv_sec == 0 && best.tv_nsec == 0) || ts_before(s->retry_at, best))
 			best = s->retry_at;
+	for (struct hprobe *hp = e->hp_live; hp; hp = hp->next)
+		if ((best.tv_sec == 0 && best.tv_nsec == 0) || ts_before(hp->h.deadline, best))
+			best = hp->h.deadline;
 	return best;
 }
 
@@ -263,7 +289,10 @@ static void svc_publish(struct engine *e, struct tsvc *s)
 			.pid = s->pid,
 			.uid = s->ouid,
 			.gid = s->ogid,
-			.state = s->pid == 1 ? "activatable" : s->busy ? "busy" : "alive",
+			.state = s->unhealthy ? "unhealthy"
+				 : s->pid == 1 ? "activatable"
+				 : s->busy     ? "busy"
+					       : "alive",
 			.since = s->since,
 			.meta = meta,
 		};
@@ -349,6 +378,7 @@ static void pw_attach(struct engine *e, struct tsvc *s, pid_t pid, int pidfd)
 			close(pidfd);
 			return;
 		}
+		pw->src.kind = SRC_OWNER;
 		pw->pid = pid;
 		pw->pidfd = pidfd;
 		ev.data.ptr = pw;
@@ -391,6 +421,9 @@ static void svc_vanish(struct engine *e, struct tsvc *s, const char *why)
 	s->owner_done = false;
 	s->owner_tries = 0;
 	s->pid = 0;
+	s->unhealthy = false;
+	if (s->hp)
+		hp_finish(e, s->hp);
 	pw_detach(e, s);
 	s->lost_at = (struct timespec){0, 0};
 }
@@ -402,6 +435,7 @@ static void svc_free(struct engine *e, struct tsvc *s, const char *why)
 	retry_cancel(e, s);
 	HASH_DELETE(hh, s->dir->svcs, s);
 	json_object_put(s->sidecar);
+	free(s->health_path);
 	free(s->name);
 	free(s->file);
 	free(s);
@@ -604,6 +638,193 @@ static int kernel_state(struct engine *e, struct tsvc *s, struct probe_sock *ret
 	return probe_sock_alive(found) ? 1 : 0;
 }
 
+/* ---- health checks ---- */
+
+static void hp_finish(struct engine *e, struct hprobe *hp)
+{
+	for (struct hprobe **pp = &e->hp_live; *pp; pp = &(*pp)->next) {
+		if (*pp == hp) {
+			*pp = hp->next;
+			break;
+		}
+	}
+	epoll_ctl(e->epoll_fd, EPOLL_CTL_DEL, hp->h.fd, NULL);
+	health_close(&hp->h);
+	if (hp->s)
+		hp->s->hp = NULL;
+	hp->s = NULL;
+	hp->next = e->hp_dead; /* an event for it may still be in this epoll batch */
+	e->hp_dead = hp;
+	e->hp_count--;
+}
+
+static void svc_health_result(struct engine *e, struct tsvc *s, bool healthy)
+{
+	char name[PATH_MAX];
+
+	if (s->unhealthy == !healthy)
+		return;
+	s->unhealthy = !healthy;
+	s->dirty = true;
+	log_info("%s: %s", display(s, name, sizeof(name)), healthy ? "healthy again" : "unhealthy");
+	if (s->vnode)
+		svc_publish(e, s);
+}
+
+static void svc_health_start(struct engine *e, struct tsvc *s)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	struct hprobe *hp;
+
+	if (!s->health_path || s->hp || !s->vnode || e->hp_count >= HEALTH_INFLIGHT_MAX)
+		return;
+	hp = calloc(1, sizeof(*hp));
+	if (!hp)
+		return;
+	hp->src.kind = SRC_HEALTH;
+	if (health_start(&hp->h, s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM,
+			 s->health_path, e->opt.probe_timeout_ms) < 0) {
+		free(hp);
+		svc_health_result(e, s, false); /* refused or full: not healthy */
+		return;
+	}
+	ev.data.ptr = hp;
+	if (epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, hp->h.fd, &ev) < 0) {
+		health_close(&hp->h);
+		free(hp);
+		return;
+	}
+	hp->s = s;
+	s->hp = hp;
+	hp->next = e->hp_live;
+	e->hp_live = hp;
+	e->hp_count++;
+}
+
+void table_health_ready(struct engine *e, struct hprobe *hp)
+{
+	struct tsvc *s = hp->s;
+	int r;
+
+	if (!s)
+		return; /* finished earlier in this batch */
+	r = health_read(&hp->h);
+	if (r == -EAGAIN)
+		return;
+	hp_finish(e, hp);
+	svc_health_result(e, s, r == 1);
+}
+
+/* Probes past their deadline count as unhealthy. */
+static void health_expire(struct engine *e)
+{
+	struct timespec now = mono_now();
+	struct hprobe *hp = e->hp_live;
+
+	while (hp) {
+		struct hprobe *next = hp->next;
+		if (!ts_before(now, hp->h.deadline)) {
+			struct tsvc *s = hp->s;
+			hp_finish(e, hp);
+			if (s)
+				svc_health_result(e, s, false);
+		}
+		hp = next;
+	}
+}
+
+void table_free_dead_probes(struct engine *e)
+{
+	while (e->hp_dead) {
+		struct hprobe *hp = e->hp_dead;
+		e->hp_dead = hp->next;
+		free(hp);
+	}
+}
+
+/* ---- the lock-file rule ---- */
+
+/* False when NAME.lock exists and nobody holds a lock on it (SPEC §3.2). */
+static bool svc_lock_ok(struct engine *e, struct tsvc *s)
+{
+	if (!s->has_lock)
+		return true;
+	if (!e->locks_fresh) {
+		if (locks_load(&e->locks) < 0)
+			return true; /* cannot tell: do not hide a service on a guess */
+		e->locks_fresh = true;
+	}
+	return locks_held(&e->locks, s->lock_dev, s->lock_ino);
+}
+
+/* ---- reap ---- */
+
+/*
+ * Delete a stale socket file and its .json and .pid (SPEC §3.4), but only
+ * while holding NAME.lock ourselves when it exists, so that a service
+ * restarting under its lock is never raced. Lock files are never deleted.
+ * Returns true if the files were deleted (S is then freed).
+ */
+static bool svc_reap(struct engine *e, struct tsvc *s)
+{
+	char lock[NAME_MAX + 1], side[NAME_MAX + 1], name[PATH_MAX];
+	struct probe_sock ps;
+	struct stat st;
+	int lfd = -1;
+	bool done = false;
+
+	if (snprintf(lock, sizeof(lock), "%s.lock", s->name) >= (int)sizeof(lock))
+		lock[0] = '\0';
+	if (lock[0]) {
+		lfd = openat(s->dir->fd, lock, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (lfd < 0 && errno != ENOENT)
+			return false;
+		if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0)
+			goto out; /* someone holds it: a service is (re)starting */
+	}
+	/* under the lock: still the same file, and still nothing bound to it */
+	if (fstatat(s->dir->fd, s->file, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_ino != s->ino ||
+	    st.st_dev != s->dev || !S_ISSOCK(st.st_mode))
+		goto out;
+	if (probe_dump(e->probe) < 0 || probe_find(e->probe, st.st_dev, st.st_ino) ||
+	    (s->sock_ino && probe_query(e->probe, s->sock_ino, &ps) == 0))
+		goto out;
+	e->dump_fresh = true;
+	if (unlinkat(s->dir->fd, s->file, 0) == 0) {
+		log_info("%s: reaped stale socket file", display(s, name, sizeof(name)));
+		done = true;
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *suffix = i ? "pid" : "json";
+		if (snprintf(side, sizeof(side), "%s.%s", s->name, suffix) < (int)sizeof(side))
+			unlinkat(s->dir->fd, side, 0);
+	}
+out:
+	if (lfd >= 0)
+		close(lfd); /* releases our lock */
+	if (done)
+		svc_free(e, s, "reaped");
+	return done;
+}
+
+/* No socket bound to S's file: it is stale; with -o reap, delete it after grace. */
+static void svc_stale(struct engine *e, struct tsvc *s)
+{
+	struct timespec now = mono_now(), end;
+
+	if (!e->opt.reap) {
+		retry_backoff(e, s);
+		return;
+	}
+	if (s->stale_since.tv_sec == 0 && s->stale_since.tv_nsec == 0)
+		s->stale_since = now;
+	end = ts_add_ns(s->stale_since, (long long)(e->opt.grace * 1e9));
+	if (ts_before(now, end))
+		retry_at(e, s, end);
+	else
+		svc_reap(e, s);
+}
+
 static void svc_check(struct engine *e, struct tsvc *s)
 {
 	struct probe_sock ps;
@@ -625,7 +846,12 @@ static void svc_check(struct engine *e, struct tsvc *s)
 			s->sock_ino = ps.sock_ino;
 			s->type = ps.type;
 		}
-		if (r > 0) {
+		if (r >= 0)
+			s->stale_since = (struct timespec){0, 0};
+		if (r > 0 && !svc_lock_ok(e, s)) {
+			if (s->vnode)
+				svc_vanish(e, s, "lock released");
+		} else if (r > 0) {
 			svc_set_alive(e, s, probe_sock_busy(&ps));
 		} else if (r == 0) {
 			if (s->vnode)
@@ -636,16 +862,19 @@ static void svc_check(struct engine *e, struct tsvc *s)
 			s->sock_ino = 0;
 			if (s->vnode)
 				svc_vanish(e, s, "socket closed");
-			else
-				retry_backoff(e, s);
+			svc_stale(e, s); /* may free S */
 		}
 		return;
 	}
 	r = probe_connect(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM);
-	if (r == 0 || r == -EAGAIN)
+	if ((r == 0 || r == -EAGAIN) && !svc_lock_ok(e, s)) {
+		if (s->vnode)
+			svc_vanish(e, s, "lock released");
+	} else if (r == 0 || r == -EAGAIN) {
 		svc_set_alive(e, s, r == -EAGAIN);
-	else
+	} else {
 		svc_refused(e, s);
+	}
 }
 
 /* ---- sidecars ---- */
@@ -690,6 +919,39 @@ static void svc_read_sidecar(struct engine *e, struct tsvc *s)
 			 why);
 	json_object_put(s->sidecar);
 	s->sidecar = r == 0 ? obj : NULL;
+	free(s->health_path);
+	s->health_path = NULL;
+	if (s->sidecar && json_object_object_get_ex(s->sidecar, "health_check", &obj)) {
+		const char *path = json_object_get_string(obj);
+		if (json_object_is_type(obj, json_type_string) && health_path_ok(path))
+			s->health_path = strdup(path);
+		else
+			log_warn("%s/%s.json: health_check ignored: not an absolute URL path",
+				 e->backing, display(s, name, sizeof(name)));
+	}
+}
+
+/* NAME.lock: present (and trusted) or not; the lock itself is looked at by svc_lock_ok. */
+static void svc_read_lock(struct engine *e, struct tsvc *s)
+{
+	char file[NAME_MAX + 1], name[PATH_MAX];
+	struct stat st;
+
+	s->has_lock = false;
+	if (snprintf(file, sizeof(file), "%s.lock", s->name) >= (int)sizeof(file) ||
+	    fstatat(s->dir->fd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return;
+	if (st.st_uid != s->uid && st.st_uid != 0) {
+		if (!s->lock_untrusted_logged)
+			log_warn("%s/%s.lock: lock file ignored: owned by another user than the socket",
+				 e->backing, display(s, name, sizeof(name)));
+		s->lock_untrusted_logged = true;
+		return;
+	}
+	s->lock_untrusted_logged = false;
+	s->has_lock = true;
+	s->lock_dev = st.st_dev;
+	s->lock_ino = st.st_ino;
 }
 
 /* ---- evaluation of one name ---- */
@@ -771,9 +1033,8 @@ static void svc_evaluate(struct engine *e, struct tdir *d, const char *name)
 		}
 	}
 	svc_read_sidecar(e, s);
-	svc_check(e, s);
-	if (s->alive && s->dirty)
-		svc_publish(e, s);
+	svc_read_lock(e, s);
+	svc_check(e, s); /* the last use of S: it may be reaped */
 }
 
 /* Evaluate NAME unless this scan already did (SCANNING) and kept it. */
@@ -1100,6 +1361,7 @@ static void check_dir(struct engine *e, struct tdir *d)
 		 * inotify sees BACKING, not where a symlink points: a symlinked
 		 * service is looked at afresh (target replaced, or gone).
 		 */
+		svc_health_start(e, s); /* each interval, for services with health_check */
 		if (s->via_link)
 			svc_evaluate(e, d, s->name);
 		else
@@ -1134,6 +1396,7 @@ void table_run_retries(struct engine *e)
 	size_t n = 0, cap = 0;
 	bool need_dump = false;
 
+	health_expire(e);
 	for (struct tsvc *s = e->retry_head; s; s = s->rnext) {
 		if (ts_before(now, s->retry_at))
 			continue;
@@ -1161,4 +1424,6 @@ void table_run_retries(struct engine *e)
 void table_free(struct engine *e)
 {
 	table_close_root(e);
+	table_free_dead_probes(e);
+	locks_free(&e->locks);
 }

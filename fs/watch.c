@@ -140,6 +140,7 @@ static void *engine_main(void *arg)
 		int n = epoll_wait(e->epoll_fd, evs, 8, -1);
 		bool stop = false;
 
+		e->locks_fresh = false; /* /proc/locks is read at most once a batch */
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -148,7 +149,11 @@ static void *engine_main(void *arg)
 		}
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 >= EV_TAG_MAX) {
-				table_owner_exited(e, evs[i].data.ptr);
+				struct evsrc *src = evs[i].data.ptr;
+				if (src->kind == SRC_OWNER)
+					table_owner_exited(e, evs[i].data.ptr);
+				else
+					table_health_ready(e, evs[i].data.ptr);
 				continue;
 			}
 			switch (evs[i].data.u64) {
@@ -184,6 +189,7 @@ static void *engine_main(void *arg)
 			}
 		}
 		table_free_dead_watches(e);
+		table_free_dead_probes(e);
 		if (signalled)
 			break; /* no more pokes: the loop is about to stop serving them */
 		view_flush(e->view);

@@ -44,7 +44,7 @@ check "unknown option" 2 "bogus" -o bogus "$work/b" "$work/m"
 check "bad probe_interval" 2 "probe_interval: 'abc'" -o probe_interval=abc "$work/b" "$work/m"
 check "negative grace" 2 "grace: '-1'" -o grace=-1 "$work/b" "$work/m"
 check "zero max_services" 2 "max_services: '0'" -o max_services=0 "$work/b" "$work/m"
-check "reap (not yet)" 2 "reap is not supported" -o reap "$work/b" "$work/m"
+check "read-only mount" 2 "-o ro is not supported" -o ro "$work/b" "$work/m"
 check "single-threaded" 2 "-s is not supported" -s "$work/b" "$work/m"
 check "three paths" 2 "unexpected argument .*x. after MOUNTPOINT" "$work/b" "$work/m" "$work/x"
 
