@@ -1,11 +1,12 @@
 /*
  * engine — follows BACKING and keeps the view equal to the set of live
- * services. table.c holds the records (backing directories and socket
- * files) and the liveness rules; watch.c runs the engine thread (epoll over
- * inotify, timers and the stop signal) and feeds events to table.c.
+ * services. table.c keeps the records (backing directories and socket
+ * files, record.h) in step with the files; liveness.c decides whether each
+ * is alive; watch.c runs the engine thread (epoll over inotify, timers,
+ * owner pidfds, health probes, signals) and feeds events to both.
  *
- * Everything here belongs to the engine thread, except engine_start/stop
- * and the counters read by engine_stats (atomic).
+ * Everything here belongs to the engine thread, except engine_start,
+ * engine_request_stop, engine_stopped and engine_stop.
  */
 #ifndef SVCFS_ENGINE_H
 #define SVCFS_ENGINE_H
@@ -78,7 +79,7 @@ bool engine_stopped(struct engine *e);
 /* Stop the thread (waiting for it) and free everything but the view. */
 void engine_stop(struct engine *e);
 
-/* ---- table.c, for watch.c ---- */
+/* ---- table.c and liveness.c, for watch.c ---- */
 int table_open_root(struct engine *e);
 void table_close_root(struct engine *e);
 void table_rescan(struct engine *e);

@@ -18,6 +18,7 @@ struct svcfs_fs {
 	struct fuse_session *se;
 	const char *mountpoint; /* absolute: pokes go through it */
 	pthread_t loop_thread;	/* runs fuse_session_loop_mt */
+	atomic_bool stop_requested; /* a termination signal ended the loop */
 	bool poking;		/* engine thread only */
 	atomic_bool mounted; /* notify calls only once the kernel is connected */
 	bool no_open, no_opendir; /* set in init, read-only afterwards */

@@ -171,6 +171,25 @@ int main(int argc, char *argv[])
 	bool engine_ready = false, mounted = false;
 	int ret = EXIT_USAGE, r;
 
+	/*
+	 * Termination signals go to the engine thread (a signalfd): it stops
+	 * poking the mount first and only then ends the FUSE loop, since the
+	 * loop drops requests it reads after it was told to exit — a poke in
+	 * flight would then never be answered. Blocked from the start, so one
+	 * that arrives while mounting waits for the engine instead of killing
+	 * the daemon with its mount still up.
+	 */
+	{
+		struct sigaction sa = {.sa_handler = wake_handler}; /* no SA_RESTART */
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGHUP);
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
+		signal(SIGPIPE, SIG_IGN);
+		sigaction(SIGUSR1, &sa, NULL);
+	}
 	if (fuse_opt_parse(&args, &cli, NULL, cli_proc) < 0)
 		goto out;
 	if (options_parse(&args, &opt, err, sizeof(err)) < 0) {
@@ -230,30 +249,13 @@ int main(int argc, char *argv[])
 		ret = EXIT_USAGE; /* libfuse printed the unknown option */
 		goto out;
 	}
-	if (fuse_session_mount(fs.se, cli.mountpoint) != 0)
+	if (fuse_session_mount(fs.se, real_mnt) != 0)
 		goto out;
 	mounted = true;
 	if (fuse_daemonize(cmd.foreground) != 0)
 		goto out;
 	if (!cmd.foreground)
 		log_init(true, cmd.debug);
-	/*
-	 * Termination signals go to the engine thread (a signalfd): it stops
-	 * poking the mount first and only then ends the FUSE loop, since the
-	 * loop drops requests it reads after it was told to exit — a poke in
-	 * flight would then never be answered.
-	 */
-	{
-		struct sigaction sa = {.sa_handler = wake_handler}; /* no SA_RESTART */
-		sigset_t set;
-		sigemptyset(&set);
-		sigaddset(&set, SIGTERM);
-		sigaddset(&set, SIGINT);
-		sigaddset(&set, SIGHUP);
-		pthread_sigmask(SIG_BLOCK, &set, NULL);
-		signal(SIGPIPE, SIG_IGN);
-		sigaction(SIGUSR1, &sa, NULL);
-	}
 	fs.loop_thread = pthread_self();
 	engine.on_stop = notify_stop;
 	engine.on_stop_ctx = &fs;
@@ -273,7 +275,8 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 	fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
 	r = fuse_session_loop_mt(fs.se, loop);
-	ret = r == 0 ? 0 : EXIT_FAILURE;
+	/* ended by SIGTERM/SIGINT/SIGHUP (the loop then reports the interruption) or umount */
+	ret = (r == 0 || atomic_load(&fs.stop_requested)) ? 0 : EXIT_FAILURE;
 	if (ret == 0)
 		log_info("unmounting %s", cli.mountpoint);
 out:

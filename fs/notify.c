@@ -88,6 +88,7 @@ void notify_stop(void *ctx)
 	struct svcfs_fs *fs = ctx;
 
 	atomic_store(&fs->mounted, false);
+	atomic_store(&fs->stop_requested, true);
 	fuse_session_exit(fs->se);
 	pthread_kill(fs->loop_thread, SIGUSR1); /* interrupts the loop's wait */
 }
