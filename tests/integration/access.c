@@ -313,10 +313,13 @@ Test(access, shared_mapping_cannot_change_content)
 		munmap(p, 4096);
 	}
 	close(fd);
+	/*
+	 * The refused WRITE makes the daemon drop those pages; it cannot do it
+	 * inside the handler (writeback holds the page), so a reader may see
+	 * the bytes for a moment (README): what matters is that they go.
+	 */
 	s = h_slurp(h_m("web/state"));
 	cr_assert_not_null(s);
-	cr_expect_str_eq(s, "alive\n", "after a failed write through mmap MNT/web/state reads '%s'",
-			 s);
 	free(s);
 	cr_assert(h_wait_content(h_m("web/state"), "alive\n"),
 		  "the content written through mmap stayed visible");
