@@ -212,12 +212,13 @@ static void aggregates_dirty(struct view *v)
 		/*
 		 * The kernel can only cache what it read since the last render;
 		 * if it is already dirty, the invalidation sent then still holds.
+		 * Watchers, though, must hear of every change (SPEC §5): in poke
+		 * mode each one is an event (notify.c sends one per batch).
 		 */
-		if (aggs[i]->data) {
-			free(aggs[i]->data);
-			aggs[i]->data = NULL;
+		if (aggs[i]->data || v->poker)
 			queue_event(v, VIEW_EV_MODIFIED, 0, inos[i], NULL);
-		}
+		free(aggs[i]->data);
+		aggs[i]->data = NULL;
 	}
 }
 
@@ -981,8 +982,9 @@ int view_path(struct view *v, uint64_t ino, char *buf, size_t size, uint64_t *re
 	}
 	if (pos == size - 1)
 		buf[--pos] = '.'; /* the root itself */
-	memmove(buf, buf + pos, size - pos);
 out:
+	if (r == 0)
+		memmove(buf, buf + pos, size - pos);
 	pthread_mutex_unlock(&v->lock);
 	return r;
 }
