@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "health.h"
+#include "probe.h"
 
 bool health_path_ok(const char *path)
 {
@@ -24,9 +24,8 @@ bool health_path_ok(const char *path)
 int health_start(struct health *h, int dirfd, const char *file, int type, const char *path,
 		 unsigned timeout_ms)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char req[SVCFS_HEALTH_PATH_MAX + 64];
-	int at, n, r;
+	int n, r;
 
 	*h = (struct health){.fd = -1};
 	clock_gettime(CLOCK_MONOTONIC, &h->deadline);
@@ -36,19 +35,12 @@ int health_start(struct health *h, int dirfd, const char *file, int type, const 
 		h->deadline.tv_sec++;
 		h->deadline.tv_nsec -= 1000000000l;
 	}
-	/* through /proc/self/fd: any path length */
-	at = openat(dirfd, file, O_PATH | O_CLOEXEC);
-	if (at < 0)
-		return -errno;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", at);
-	h->fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (h->fd < 0 || connect(h->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
-		close(at);
-		health_close(h);
+	h->fd = probe_connect_at(dirfd, file, type);
+	if (h->fd < 0) {
+		r = h->fd;
+		h->fd = -1;
 		return r;
 	}
-	close(at);
 	n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: localhost\r\nUser-Agent: svcfs\r\n\r\n",
 		     path);
 	/* a fresh socket's buffer takes a small request whole */

@@ -11,10 +11,10 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "owner.h"
+#include "probe.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77 /* Linux 6.5 */
@@ -289,21 +289,13 @@ out:
 int owner_from_connect(int dirfd, const char *file, int type, struct ucred *ret_cred,
 		       int *ret_pidfd)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	int path, fd = -1, pidfd = -1, r;
+	int fd, pidfd = -1, r;
 
-	/* through /proc/self/fd the address is short whatever the path's length */
-	path = openat(dirfd, file, O_PATH | O_CLOEXEC);
-	if (path < 0)
-		return -errno;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", path);
-	fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
-		goto out;
-	}
+	fd = probe_connect_at(dirfd, file, type);
+	if (fd < 0)
+		return fd;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 		r = -errno;
 		goto out;
@@ -319,8 +311,6 @@ int owner_from_connect(int dirfd, const char *file, int type, struct ucred *ret_
 	*ret_pidfd = pidfd;
 	r = 0;
 out:
-	if (fd >= 0)
-		close(fd);
-	close(path);
+	close(fd);
 	return r;
 }

@@ -298,8 +298,7 @@ bool probe_sock_busy(const struct probe_sock *s)
 	       s->rq >= s->wq;
 }
 
-/* Connect a new non-blocking socket of TYPE to FILE in DIRFD. Returns the fd or -errno. */
-static int connect_at(int dirfd, const char *file, int type)
+int probe_connect_at(int dirfd, const char *file, int type)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int path = -1, fd = -1, r;
@@ -328,35 +327,16 @@ out:
 	return r;
 }
 
-int probe_owner(int dirfd, const char *file, int type, struct ucred *ret)
-{
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	int fd, r = 0;
-
-	fd = connect_at(dirfd, file, type);
-	if (fd < 0)
-		return fd;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		r = -errno;
-	else if (cred.pid <= 0)
-		r = -ENODATA;
-	else
-		*ret = cred;
-	close(fd);
-	return r;
-}
-
 int probe_connect(int dirfd, const char *file, int type)
 {
-	int fd = connect_at(dirfd, file, type);
+	int fd = probe_connect_at(dirfd, file, type);
 
 	if (fd == -EPROTOTYPE) {
 		/* the other kind of socket: try the other types */
 		static const int types[] = {SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM};
 		for (size_t i = 0; i < 3 && fd == -EPROTOTYPE; i++)
 			if (types[i] != type)
-				fd = connect_at(dirfd, file, types[i]);
+				fd = probe_connect_at(dirfd, file, types[i]);
 	}
 	if (fd < 0)
 		return fd;

@@ -53,11 +53,12 @@ bool probe_sock_alive(const struct probe_sock *s);
 bool probe_sock_busy(const struct probe_sock *s);
 
 /*
- * Connect once to socket file FILE in DIRFD (any length of path) with a
- * socket of TYPE and read the listener's credentials (SO_PEERCRED). The
- * service sees one empty connection. -EAGAIN when its queue is full.
+ * Connect a new non-blocking socket of TYPE to socket file FILE in DIRFD,
+ * whatever the length of its path (through /proc/self/fd; a symlink is
+ * followed to the real socket). Returns the connected fd or -errno
+ * (-EAGAIN: its queue is full).
  */
-int probe_owner(int dirfd, const char *file, int type, struct ucred *ret);
+int probe_connect_at(int dirfd, const char *file, int type);
 
 /*
  * The fallback probe without sock_diag: 0 when something listens (or is
