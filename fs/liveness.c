@@ -33,6 +33,7 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -108,14 +109,15 @@ static void pw_detach(struct engine *e, struct tsvc *s)
 
 	if (!pw)
 		return;
-	for (struct tsvc **pp = &pw->svcs; *pp; pp = &(*pp)->pw_next) {
-		if (*pp == s) {
-			*pp = s->pw_next;
-			break;
-		}
-	}
+	/* O(1): one owner may hold thousands of sockets */
+	if (s->pw_prev)
+		s->pw_prev->pw_next = s->pw_next;
+	else
+		pw->svcs = s->pw_next;
+	if (s->pw_next)
+		s->pw_next->pw_prev = s->pw_prev;
 	s->pw = NULL;
-	s->pw_next = NULL;
+	s->pw_next = s->pw_prev = NULL;
 	if (!pw->svcs && !pw->dead) {
 		/* nobody left to watch for: stop now, free after this epoll batch */
 		HASH_DELETE(hh, e->pwatches, pw);
@@ -159,7 +161,10 @@ static void pw_attach(struct engine *e, struct tsvc *s, pid_t pid, int pidfd)
 		}
 	}
 	s->pw = pw;
+	s->pw_prev = NULL;
 	s->pw_next = pw->svcs;
+	if (pw->svcs)
+		pw->svcs->pw_prev = s;
 	pw->svcs = s;
 }
 
@@ -320,6 +325,16 @@ void table_owner_exited(struct engine *e, struct pwatch *pw)
 
 static void svc_set_alive(struct engine *e, struct tsvc *s, bool busy)
 {
+	struct stat st;
+
+	/*
+	 * Becoming alive: make sure the socket found on (dev, inode) is on
+	 * this record's file. A removed file's inode number can be reused by
+	 * a new socket before the removal's event is handled.
+	 */
+	if (!s->alive && (fstatat(s->dir->fd, s->file, &st, 0) < 0 || st.st_dev != s->dev ||
+			  st.st_ino != s->ino))
+		return; /* the file's own event settles it */
 	s->lost_at = (struct timespec){0, 0};
 	retry_cancel(e, s);
 	if (!s->alive) {

@@ -80,7 +80,7 @@ struct tsvc {
 	unsigned owner_tries;	   /* connects that met a full queue */
 	struct timespec created;   /* the socket file's mtime: when it was bound */
 	struct pwatch *pw;	   /* watch on the owner, NULL if none */
-	struct tsvc *pw_next;	   /* in pw->svcs */
+	struct tsvc *pw_next, *pw_prev; /* in pw->svcs */
 	bool has_lock;		   /* NAME.lock exists (and is trusted) */
 	dev_t lock_dev;
 	ino_t lock_ino;
