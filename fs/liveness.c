@@ -296,11 +296,15 @@ void table_owner_exited(struct engine *e, struct pwatch *pw)
 		struct tsvc *s = pw->svcs;
 		struct probe_sock ps;
 		pid_t pid;
-		int pidfd;
+		int pidfd, r;
 
 		pw_detach(e, s); /* may release PW: it stays allocated until the batch ends */
-		if (!s->sock_ino || probe_query(e->probe, s->sock_ino, &ps) < 0 ||
-		    ps.vfs_ino != (uint64_t)s->ino || !probe_sock_alive(&ps)) {
+		r = s->sock_ino ? probe_query(e->probe, s->sock_ino, &ps) : -ENOENT;
+		if (r < 0 && r != -ENOENT) {
+			svc_check(e, s); /* no answer now: the ordinary check retries */
+			continue;
+		}
+		if (r < 0 || ps.vfs_ino != (uint64_t)s->ino || !probe_sock_alive(&ps)) {
 			s->sock_ino = 0;
 			svc_vanish(e, s, "owner exited");
 			retry_backoff(e, s);
@@ -374,19 +378,24 @@ static void svc_refused(struct engine *e, struct tsvc *s)
 
 /*
  * What the kernel says of S's file: 1 ready, 0 bound but not ready, -1 no
- * socket bound to it. Uses the last dump when fresh, else asks for the
+ * socket bound to it, -2 no answer (try again). Uses the last dump when fresh, else asks for the
  * socket inode.
  */
 static int kernel_state(struct engine *e, struct tsvc *s, struct probe_sock *ret)
 {
 	const struct probe_sock *found = NULL;
 	struct probe_sock one;
+	int r;
 
 	if (e->dump_fresh)
 		found = probe_find(e->probe, s->dev, s->ino);
-	if (!found && s->sock_ino && probe_query(e->probe, s->sock_ino, &one) == 0 &&
-	    one.vfs_ino == (uint64_t)s->ino)
-		found = &one;
+	if (!found && s->sock_ino) {
+		r = probe_query(e->probe, s->sock_ino, &one);
+		if (r == 0 && one.vfs_ino == (uint64_t)s->ino)
+			found = &one;
+		else if (r < 0 && r != -ENOENT)
+			return -2; /* the kernel could not be asked (netlink busy): no verdict */
+	}
 	if (!found)
 		return -1;
 	*ret = *found;
@@ -587,6 +596,10 @@ void svc_check(struct engine *e, struct tsvc *s)
 
 	if (probe_has_diag(e->probe)) {
 		r = kernel_state(e, s, &ps);
+		if (r == -2) {
+			retry_at(e, s, ts_add_ns(mono_now(), 1000000)); /* in 1 ms */
+			return;
+		}
 		if (r >= 0 && s->sock_ino && ps.sock_ino != s->sock_ino) {
 			/*
 			 * Another socket on a file with the same (dev, inode): the

@@ -55,7 +55,8 @@ int locks_load(struct locks *l)
 		l->ids[l->n++] = (struct lock_id){((uint64_t)maj << 32) | min, ino};
 	}
 	fclose(f);
-	qsort(l->ids, l->n, sizeof(*l->ids), cmp_id);
+	if (l->n) /* qsort must not be given a NULL base, even for nothing */
+		qsort(l->ids, l->n, sizeof(*l->ids), cmp_id);
 	return 0;
 }
 

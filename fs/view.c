@@ -201,13 +201,19 @@ void view_write_refused(struct view *v, uint64_t ino)
 		v->wake(v->wake_ctx);
 }
 
-/* Both aggregate files change whenever any service does. Locked. */
-static void aggregates_dirty(struct view *v)
+#define AGG_SERVICES 1u
+#define AGG_TARGETS  2u
+#define AGG_BOTH     (AGG_SERVICES | AGG_TARGETS)
+
+/* The aggregate files in WHICH (AGG_*) changed. Locked. */
+static void aggregates_dirty(struct view *v, unsigned which)
 {
 	struct aggregate *aggs[] = {&v->services, &v->targets};
 	uint64_t inos[] = {VIEW_SERVICES_INO, VIEW_TARGETS_INO};
 
 	for (int i = 0; i < 2; i++) {
+		if (!(which & (1u << i)))
+			continue;
 		aggs[i]->mtime = now();
 		/*
 		 * The kernel can only cache what it read since the last render;
@@ -517,7 +523,7 @@ void view_dir_set_attr(struct view *v, struct vnode *dir, uid_t uid, gid_t gid, 
 		dir->ctime = now();
 		queue_event(v, VIEW_EV_ATTRIB, 0, node_ino(dir), NULL);
 		if (dir->kind == VN_ROOT)
-			aggregates_dirty(v); /* they take the root's owner and mode */
+			aggregates_dirty(v, AGG_BOTH); /* they take the root's owner and mode */
 	}
 	pthread_mutex_unlock(&v->lock);
 }
@@ -780,11 +786,16 @@ struct vnode *view_service_set(struct view *v, struct vnode *parent, struct vnod
 		view_remove(v, n);
 		return NULL;
 	}
-	if (replace_string(&n->entry_json, spec->entry_json, &agg_changed) < 0 ||
-	    replace_string(&n->target_json, spec->target_json, &agg_changed) < 0)
-		agg_changed = true; /* keep the old element, but re-render */
-	if (agg_changed)
-		aggregates_dirty(v);
+	{
+		bool entry_changed = agg_changed, target_changed = agg_changed;
+		/* on ENOMEM the old element stays, but both are rendered again */
+		if (replace_string(&n->entry_json, spec->entry_json, &entry_changed) < 0)
+			entry_changed = true;
+		if (replace_string(&n->target_json, spec->target_json, &target_changed) < 0)
+			target_changed = true;
+		aggregates_dirty(v, (entry_changed ? AGG_SERVICES : 0) |
+					    (target_changed ? AGG_TARGETS : 0));
+	}
 out:
 	pthread_mutex_unlock(&v->lock);
 	return n;
@@ -813,7 +824,7 @@ void view_remove(struct view *v, struct vnode *n)
 	queue_event(v, VIEW_EV_REMOVED, node_ino(parent), node_ino(n), n->name);
 	if (n->kind == VN_SERVICE) {
 		service_list_remove(v, n);
-		aggregates_dirty(v);
+		aggregates_dirty(v, AGG_BOTH);
 	}
 	if (v->poker && n->vis == VIS_LIVE) {
 		/* the poker's RMDIR completes it, so that watchers see IN_DELETE */

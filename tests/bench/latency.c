@@ -102,7 +102,7 @@ struct figure {
 	unsigned check_fail; /* stat after the event disagreed with it */
 	unsigned setup_fail; /* untimed step failed (crash: no IN_CREATE; others: no IN_DELETE) */
 	unsigned stray;	     /* unrelated events read from the watcher */
-	char stray_first[3][160]; /* the first few of them */
+	char stray_first[3][256]; /* the first few of them */
 	unsigned owner_unknown; /* crash: VIEW/pid missing or not the owner's pid */
 	bool ran;
 	/* mounted figures: the daemon of this figure */
@@ -587,7 +587,11 @@ static int spawn_helper(unsigned n)
 
 			memset(&a, 0, sizeof(a));
 			a.sun_family = AF_UNIX;
-			snprintf(a.sun_path, sizeof(a.sun_path), "%s/bg%05u.sock", st.backing, i);
+			if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/bg%05u.sock", st.backing, i) >=
+			    (int)sizeof(a.sun_path)) {
+				fprintf(stderr, "bench: %s: path too long for a socket\n", st.backing);
+				_exit(1);
+			}
 			if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 			    listen(s, 64) < 0) {
 				dprintf(3, "background service %u of %u (%s): %s", i + 1, n,
@@ -750,14 +754,15 @@ static void note_stray(struct figure *f, const char *when, const struct inotify_
 		{IN_MODIFY, "IN_MODIFY"}, {IN_ATTRIB, "IN_ATTRIB"}, {IN_Q_OVERFLOW, "IN_Q_OVERFLOW"},
 		{IN_IGNORED, "IN_IGNORED"}, {IN_UNMOUNT, "IN_UNMOUNT"},
 	};
-	char mask[128] = "", desc[160];
+	char mask[128] = "", desc[256];
 
 	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
 		if (ev->mask & bits[i].bit)
 			snprintf(mask + strlen(mask), sizeof(mask) - strlen(mask), "%s%s",
 				 mask[0] ? "|" : "", bits[i].name);
-	snprintf(desc, sizeof(desc), "%s \"%.32s\" %s", mask[0] ? mask : "?",
-		 ev->len ? ev->name : "", when);
+	if (snprintf(desc, sizeof(desc), "%s \"%.32s\" %s", mask[0] ? mask : "?",
+		     ev->len ? ev->name : "", when) >= (int)sizeof(desc))
+		desc[sizeof(desc) - 1] = '\0'; /* a shortened description is fine */
 	if (f->stray < sizeof(f->stray_first) / sizeof(f->stray_first[0]))
 		memcpy(f->stray_first[f->stray], desc, sizeof(desc));
 	f->stray++;
