@@ -126,12 +126,16 @@ static int start_ticks_at(int procfd, unsigned long long *ret)
 	if (n <= 0)
 		return -EIO;
 	buf[n] = '\0';
-	/* the command name may hold spaces and ')': fields start after the last ')' */
+	/*
+	 * The command name may hold spaces and ')': fields start after the
+	 * last ')'. P starts at the space before field 3 (state); move it to
+	 * the space before field 22 (starttime).
+	 */
 	p = strrchr(buf, ')');
 	if (!p)
 		return -EIO;
 	p++;
-	for (int field = 2; field < 22; field++) {
+	for (int field = 3; field < 22; field++) {
 		p = strchr(p + 1, ' ');
 		if (!p)
 			return -EIO;
