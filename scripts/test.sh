@@ -7,6 +7,9 @@ cd "$top"
 
 bash scripts/deps.sh
 
+# svcfs mounts that were there before (someone else's): not ours to blame
+mounts_before=$(findmnt -rn -t fuse.svcfs -o TARGET 2>/dev/null | sort)
+
 status=0
 run() {
 	local name=$1 dir=$2
@@ -23,10 +26,11 @@ export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run "asan+ubsan" "$top/build-asan" -DSVCFS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 
-# nothing may be left behind
-if findmnt -rn -t fuse.svcfs >/dev/null 2>&1; then
-	echo "test.sh: svcfs mounts left behind:" >&2
-	findmnt -rn -t fuse.svcfs >&2
+# nothing may be left behind by the tests
+left=$(comm -13 <(echo "$mounts_before") <(findmnt -rn -t fuse.svcfs -o TARGET 2>/dev/null | sort) | grep . || true)
+if [ -n "$left" ]; then
+	echo "test.sh: svcfs mounts left behind by the tests:" >&2
+	echo "$left" >&2
 	status=1
 fi
 exit $status
