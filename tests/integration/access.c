@@ -25,6 +25,42 @@ TestSuite(access, .init = h_setup, .fini = h_teardown, .timeout = 60);
 #define OTHER_UID 23456
 #define OWNER_UID 12345
 
+struct stat_ctx {
+	const char *path;
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
+	struct stat st;
+	int r, err;
+};
+
+static bool stat_is(void *ctx)
+{
+	struct stat_ctx *c = ctx;
+
+	c->r = lstat(c->path, &c->st);
+	c->err = errno;
+	return c->r == 0 && c->st.st_uid == c->uid && c->st.st_gid == c->gid &&
+	       (c->st.st_mode & 07777) == c->mode;
+}
+
+/*
+ * PATH shows UID:GID and MODE. A service's socket is bound, then chmodded
+ * and chowned: the view may show it for a moment as bound (root, umask
+ * mode) before it follows. Wait for the final state, then assert on it.
+ */
+static void assert_stat(const char *path, uid_t uid, gid_t gid, mode_t mode)
+{
+	struct stat_ctx c = {.path = path, .uid = uid, .gid = gid, .mode = mode};
+
+	h_wait_until(stat_is, &c, H_TIMEOUT_MS);
+	cr_assert_eq(c.r, 0, "stat %s: %s", path, strerror(c.err));
+	cr_assert_eq(c.st.st_uid, uid, "%s: uid %u, expected %u", path, c.st.st_uid, uid);
+	cr_assert_eq(c.st.st_gid, gid, "%s: gid %u, expected %u", path, c.st.st_gid, gid);
+	cr_assert_eq(c.st.st_mode & 07777, mode, "%s: mode %o, expected %o", path,
+		     c.st.st_mode & 07777, mode);
+}
+
 static void start_private_and_public(void)
 {
 	struct h_service_opts priv = {.greeting = "hello\n",
@@ -38,18 +74,11 @@ static void start_private_and_public(void)
 	h_service_start("pub.sock", &pub);
 	cr_assert(h_wait_exists(h_m("priv/state")));
 	cr_assert(h_wait_exists(h_m("pub/state")));
-}
-
-static void assert_stat(const char *path, uid_t uid, gid_t gid, mode_t mode)
-{
-	struct stat st;
-	int r = lstat(path, &st);
-
-	cr_assert_eq(r, 0, "stat %s: %s", path, strerror(errno));
-	cr_assert_eq(st.st_uid, uid, "%s: uid %u, expected %u", path, st.st_uid, uid);
-	cr_assert_eq(st.st_gid, gid, "%s: gid %u, expected %u", path, st.st_gid, gid);
-	cr_assert_eq(st.st_mode & 07777, mode, "%s: mode %o, expected %o", path, st.st_mode & 07777,
-		     mode);
+	/* the permission checks below need the final owners and modes */
+	assert_stat(h_m("priv"), OWNER_UID, OWNER_UID, 0550);
+	assert_stat(h_m("priv/state"), OWNER_UID, OWNER_UID, 0440);
+	assert_stat(h_m("pub"), 0, 0, 0555);
+	assert_stat(h_m("pub/state"), 0, 0, 0444);
 }
 
 /* As another user: 0 if PATH reads "alive\n", else the errno. */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -33,10 +34,17 @@
 
 #define DAEMON_START_MS 10000
 #define DAEMON_STOP_MS	10000
+#define KILL_MS		5000 /* after SIGKILL (and a FUSE abort): then it is stuck in the kernel */
+#define GRACE_MS	2000 /* for processes that die with a killed parent (PDEATHSIG) */
 #define RING		32
+#define MAX_PROBLEMS	16
 
 struct harness H;
 static bool atexit_done;
+
+/* What teardown found left behind; reported (the test fails) once all is cleaned up. */
+static char problems[MAX_PROBLEMS][512];
+static int nproblems;
 
 /* The daemon under test: $SVCFS_BIN if set (to test another build), else the one built here. */
 static const char *svcfs_bin(void)
@@ -47,6 +55,7 @@ static const char *svcfs_bin(void)
 }
 
 static int wait_bounded(pid_t pid, int ms);
+static void describe_status(int st, char *buf, size_t size);
 
 /* ---- small utilities ---- */
 
@@ -143,23 +152,114 @@ static void abs_path(const char *path, char *out)
 		fmt_path(out, PATH_MAX, "%s/%s", H.backing, path);
 }
 
+static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void problem(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (nproblems == MAX_PROBLEMS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(problems[nproblems++], sizeof(problems[0]), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- processes ----
+ *
+ * Every process the harness starts or is told about is held by a pidfd
+ * from the moment it is known: signals go through the pidfd, so a process
+ * that ended (and whose pid the system gave to someone else, possibly
+ * another test's daemon: pid_max is often 32768) is never signalled by
+ * mistake.
+ */
+
+/* True if the process of pidfd FD is a child of ours (not reaped yet). */
+static bool is_our_child(int fd)
+{
+	siginfo_t si = {0};
+
+	return fd >= 0 && waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+/* True if the process of pidfd FD has ended (a zombie counts), waiting up to MS. */
+static bool pidfd_ended(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	long long end = now_ms() + ms;
+
+	for (;;) {
+		int left = (int)(end - now_ms());
+		int r = poll(&p, 1, left > 0 ? left : 0);
+		if (r > 0)
+			return true;
+		if (r == 0 || errno != EINTR)
+			return false;
+	}
+}
+
+/*
+ * SIGKILL the process of FD (PID) and wait up to MS for it to end; reap it
+ * if it is our child. False if it is still there: stuck in the kernel.
+ */
+static bool kill_and_reap(int fd, pid_t pid, int ms)
+{
+	if (fd < 0)
+		return true; /* it was gone before we could hold it */
+	if (is_our_child(fd)) {
+		pidfd_send_signal(fd, SIGKILL, NULL, 0);
+		return wait_bounded(pid, ms) != -1;
+	}
+	if (pidfd_send_signal(fd, SIGKILL, NULL, 0) < 0 && errno == ESRCH)
+		return true;
+	return pidfd_ended(fd, ms);
+}
+
+static int child_slot(pid_t pid)
+{
+	for (int i = 0; i < H_MAX_CHILDREN; i++)
+		if (pid > 0 && H.children[i] == pid)
+			return i;
+	return -1;
+}
+
+static void drop_slot(int i)
+{
+	if (H.child_fds[i] >= 0)
+		close(H.child_fds[i]);
+	H.children[i] = 0;
+	H.child_fds[i] = -1;
+}
+
+/* Hold PID (and a pidfd on it) so that teardown kills it. */
 static void add_child(pid_t pid)
 {
+	int fd = pidfd_open(pid, 0);
+
+	if (fd < 0 && errno != ESRCH)
+		cr_log_warn("harness: pidfd_open %d: %s", (int)pid, strerror(errno));
 	for (size_t i = 0; i < H_MAX_CHILDREN; i++) {
 		if (H.children[i] == 0) {
 			H.children[i] = pid;
+			H.child_fds[i] = fd;
 			return;
 		}
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	kill_and_reap(fd, pid, KILL_MS);
+	if (fd >= 0)
+		close(fd);
 	cr_assert_fail("harness: more than %d children", H_MAX_CHILDREN);
 }
 
-/* In a forked child: die with the parent, keep only fds 0-2 and KEEP (moved to 3). */
-static int child_prepare(int keep, int deathsig)
+/*
+ * In a forked child: die with the parent (PARENT, the pid before fork),
+ * keep only fds 0-2 and KEEP (moved to 3). The death signal is tied to
+ * the forking thread, and credentials changes clear it: see rearm_deathsig.
+ */
+static int child_prepare(int keep, int deathsig, pid_t parent)
 {
 	prctl(PR_SET_PDEATHSIG, deathsig);
+	if (getppid() != parent)
+		_exit(1); /* the test process died before prctl: nobody would kill us */
 	signal(SIGPIPE, SIG_IGN);
 	if (keep >= 0) {
 		if (keep != 3) {
@@ -172,6 +272,14 @@ static int child_prepare(int keep, int deathsig)
 	}
 	close_range(3, ~0u, 0);
 	return -1;
+}
+
+/* After setuid/setgid in a child: the kernel cleared the death signal; set it again. */
+static void rearm_deathsig(int deathsig, pid_t parent)
+{
+	prctl(PR_SET_PDEATHSIG, deathsig);
+	if (getppid() != parent)
+		_exit(1);
 }
 
 /* ---- mountinfo ---- */
@@ -193,17 +301,23 @@ static void unescape(char *s)
 	*o = '\0';
 }
 
-bool h_mounted(const char *mnt, char *ret_source, size_t size)
+struct mount_ent {
+	const char *point, *fstype, *source;
+	unsigned maj, min;
+};
+
+/* Call FN(ENT, CTX) for every mount of /proc/self/mountinfo until it returns true. */
+static void for_each_mount(bool (*fn)(const struct mount_ent *ent, void *ctx), void *ctx)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
 	size_t cap = 0;
-	bool found = false;
 
 	if (!f)
-		return false;
-	while (!found && getline(&line, &cap, f) > 0) {
+		return;
+	while (getline(&line, &cap, f) > 0) {
 		char *fields[64], *save = NULL, *tok;
+		struct mount_ent ent;
 		int n = 0, dash = -1;
 
 		for (tok = strtok_r(line, " \n", &save); tok && n < 64;
@@ -214,18 +328,118 @@ bool h_mounted(const char *mnt, char *ret_source, size_t size)
 		}
 		if (n < 5 || dash < 0 || dash + 2 >= n)
 			continue;
-		unescape(fields[4]);
-		if (strcmp(fields[4], mnt) != 0 || strcmp(fields[dash + 1], "fuse.svcfs") != 0)
+		if (sscanf(fields[2], "%u:%u", &ent.maj, &ent.min) != 2)
 			continue;
-		found = true;
-		if (ret_source) {
-			unescape(fields[dash + 2]);
-			snprintf(ret_source, size, "%s", fields[dash + 2]);
-		}
+		unescape(fields[4]);
+		unescape(fields[dash + 2]);
+		ent.point = fields[4];
+		ent.fstype = fields[dash + 1];
+		ent.source = fields[dash + 2];
+		if (fn(&ent, ctx))
+			break;
 	}
 	free(line);
 	fclose(f);
-	return found;
+}
+
+struct mounted_ctx {
+	const char *mnt;
+	char *source;
+	size_t size;
+	bool found;
+	unsigned maj, min;
+};
+
+static bool mounted_at(const struct mount_ent *ent, void *ctx)
+{
+	struct mounted_ctx *c = ctx;
+
+	if (strcmp(ent->point, c->mnt) != 0 || strcmp(ent->fstype, "fuse.svcfs") != 0)
+		return false;
+	c->found = true;
+	c->maj = ent->maj;
+	c->min = ent->min;
+	if (c->source)
+		snprintf(c->source, c->size, "%s", ent->source);
+	return true;
+}
+
+bool h_mounted(const char *mnt, char *ret_source, size_t size)
+{
+	struct mounted_ctx c = {.mnt = mnt, .source = ret_source, .size = size};
+
+	for_each_mount(mounted_at, &c);
+	return c.found;
+}
+
+/*
+ * Abort the FUSE connection of the mount at MNT, without touching the
+ * mount itself (a hung daemon would hang us too): every request waiting
+ * for the daemon fails, so that a daemon stuck on its own mount can die
+ * and whoever waits on the mount is released. Then detach it.
+ */
+static void abort_and_detach(const char *mnt, unsigned maj, unsigned min)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", (maj << 20) | min);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t w = write(fd, "1", 1);
+		(void)w;
+		close(fd);
+	} else {
+		umount2(mnt, MNT_FORCE); /* aborts the connection too (fusectl not mounted) */
+	}
+	umount2(mnt, MNT_DETACH | UMOUNT_NOFOLLOW);
+}
+
+struct below_ctx {
+	const char *dir;
+	const char *except; /* this mountpoint is left alone (may be NULL) */
+	bool record;
+	int n;
+};
+
+static bool detach_below(const struct mount_ent *ent, void *ctx)
+{
+	struct below_ctx *c = ctx;
+	size_t len = strlen(c->dir);
+
+	if (strncmp(ent->point, c->dir, len) != 0 || (ent->point[len] != '/' && ent->point[len]))
+		return false;
+	if (c->except && strcmp(ent->point, c->except) == 0)
+		return false;
+	if (c->record) {
+		char why[128] = "";
+		if (strcmp(ent->point, H.mnt) == 0 && H.daemon_reaped) {
+			strcpy(why, "; its daemon had ended: ");
+			describe_status(H.daemon_status, why + strlen(why), sizeof(why) - strlen(why));
+		}
+		problem("%s was still mounted (%s from %s%s)", ent->point, ent->fstype, ent->source,
+			why);
+	}
+	abort_and_detach(ent->point, ent->maj, ent->min);
+	c->n++;
+	return false;
+}
+
+/* Abort and detach every mount at or below DIR but EXCEPT; RECORD: as teardown problems. */
+static int detach_mounts_below(const char *dir, const char *except, bool record)
+{
+	int total = 0;
+
+	/* mounts stacked on one another show one at a time */
+	for (int pass = 0; pass < 8; pass++) {
+		struct below_ctx c = {dir, except, record, 0};
+		for_each_mount(detach_below, &c);
+		if (c.n == 0)
+			break;
+		total += c.n;
+		record = false; /* a stack is one problem */
+	}
+	return total;
 }
 
 /* ---- fixture ---- */
@@ -242,9 +456,12 @@ void h_require_fuse(void)
 	close(fd);
 }
 
+static void teardown(bool report);
+
+/* A test process that exits without .fini (exit() in the test) still cleans up. */
 static void atexit_teardown(void)
 {
-	h_teardown();
+	teardown(false);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw);
@@ -263,7 +480,7 @@ static void sweep_stale(void)
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
-		char path[PATH_MAX], mnt[PATH_MAX + 4], *owner;
+		char path[PATH_MAX], *owner;
 		long pid;
 
 		if (strncmp(de->d_name, "svcfs-it.", 9) != 0)
@@ -277,28 +494,32 @@ static void sweep_stale(void)
 		if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
 		snprintf(path, sizeof(path), "/tmp/%s", de->d_name);
-		snprintf(mnt, sizeof(mnt), "%s/m", path);
-		if (h_mounted(mnt, NULL, 0))
-			umount2(mnt, MNT_DETACH);
+		detach_mounts_below(path, NULL, false);
 		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	}
 	closedir(d);
 }
 
-/* ROOT/owner.pid: whose directory this is, for sweep_stale. Never fails the test. */
+/*
+ * ROOT/owner.pid: whose directory this is, for sweep_stale; written
+ * beside and renamed, so that it is never seen half written. Never fails
+ * the test.
+ */
 static void write_owner(void)
 {
-	char path[PATH_MAX], pid[32];
+	char path[PATH_MAX], tmp[PATH_MAX + 8], pid[32];
 	int fd, n;
 
 	if (snprintf(path, sizeof(path), "%s/owner.pid", H.root) >= (int)sizeof(path))
 		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd >= 0) {
 		ssize_t w = write(fd, pid, (size_t)n);
-		(void)w;
 		close(fd);
+		if (w == n)
+			rename(tmp, path);
 	}
 }
 
@@ -311,6 +532,10 @@ void h_setup(void)
 
 	h_require_fuse();
 	memset(&H, 0, sizeof(H));
+	H.owner = getpid();
+	H.daemon_fd = -1;
+	for (size_t i = 0; i < H_MAX_CHILDREN; i++)
+		H.child_fds[i] = -1;
 	signal(SIGPIPE, SIG_IGN);
 	if (!atexit_done) {
 		atexit(atexit_teardown);
@@ -342,19 +567,34 @@ void h_setup_mounted(void)
 	h_mount();
 }
 
+static void daemon_forget(void)
+{
+	if (H.daemon_fd >= 0)
+		close(H.daemon_fd);
+	H.daemon_fd = -1;
+	H.daemon = 0;
+}
+
 /* Reap the daemon if it exited. True if it is (still) running. */
 static bool daemon_running(void)
 {
 	int st;
 	pid_t r;
 
-	if (!H.daemon)
+	if (!H.daemon) {
+		daemon_forget(); /* a test reaped it itself and cleared H.daemon */
 		return false;
+	}
 	r = waitpid(H.daemon, &st, WNOHANG);
 	if (r == H.daemon) {
 		H.daemon_status = st;
 		H.daemon_reaped = true;
-		H.daemon = 0;
+		daemon_forget();
+		return false;
+	}
+	if (r < 0) {
+		/* reaped behind our back: its pid may already be someone else's */
+		daemon_forget();
 		return false;
 	}
 	return true;
@@ -381,7 +621,7 @@ void h_mount_opts(const char *opts, const char *backing_arg)
 	const char *argv[8];
 	long long end;
 	int n = 0, fd;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	cr_assert(H.ready, "h_mount before h_setup");
 	cr_assert_eq(H.daemon, 0, "daemon already running");
@@ -397,6 +637,11 @@ void h_mount_opts(const char *opts, const char *backing_arg)
 
 	fd = open(H.errlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	cr_assert_geq(fd, 0, "open %s: %s", H.errlog, strerror(errno));
+	/*
+	 * The daemon's death signal follows the thread that forks it: from any
+	 * other thread, the daemon would be SIGTERMed when that thread ends.
+	 */
+	cr_assert_eq(gettid(), getpid(), "h_mount from a thread other than the test's main thread");
 	pid = fork();
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -404,12 +649,13 @@ void h_mount_opts(const char *opts, const char *backing_arg)
 		dup2(null, 0);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		child_prepare(-1, SIGTERM);
+		child_prepare(-1, SIGTERM, parent);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	close(fd);
 	H.daemon = pid;
+	H.daemon_fd = pidfd_open(pid, 0);
 	H.daemon_reaped = false;
 	end = now_ms() + DAEMON_START_MS;
 	for (;;) {
@@ -448,26 +694,60 @@ static int wait_bounded(pid_t pid, int ms)
 	}
 }
 
-int h_daemon_stop(void)
+/* Send SIG to the daemon through its pidfd (never to a pid that may have been reused). */
+static void daemon_signal(int sig)
 {
+	if (H.daemon_fd >= 0)
+		pidfd_send_signal(H.daemon_fd, sig, NULL, 0);
+	else if (H.daemon)
+		kill(H.daemon, sig); /* not reaped yet: the pid is still ours */
+}
+
+/*
+ * SIGTERM the daemon and wait. If it does not end within DAEMON_STOP_MS:
+ * SIGKILL it and abort its FUSE connection (a daemon blocked on a request
+ * to its own mount, or on the kernel's inode lock, cannot die otherwise),
+ * and *IGNORED is set. Returns the wait status after SIGTERM, -1 if it
+ * had to be killed (or could not even be reaped: then H.daemon stays set).
+ */
+static int daemon_stop(bool *ignored)
+{
+	struct mounted_ctx m = {.mnt = H.mnt};
 	int st;
 
 	if (!daemon_running())
 		return H.daemon_reaped ? H.daemon_status : -1;
-	kill(H.daemon, SIGTERM);
+	daemon_signal(SIGTERM);
 	st = wait_bounded(H.daemon, DAEMON_STOP_MS);
+	if (st != -1) {
+		daemon_forget();
+		H.daemon_status = st;
+		H.daemon_reaped = true;
+		return st;
+	}
+	if (ignored)
+		*ignored = true;
+	fprintf(stderr, "harness: svcfs (pid %d) ignored SIGTERM for %d ms; killing it\n",
+		(int)H.daemon, DAEMON_STOP_MS);
+	daemon_signal(SIGKILL);
+	for_each_mount(mounted_at, &m);
+	if (m.found)
+		abort_and_detach(H.mnt, m.maj, m.min);
+	st = wait_bounded(H.daemon, KILL_MS);
 	if (st == -1) {
-		fprintf(stderr, "harness: svcfs (pid %d) ignored SIGTERM for %d ms; killing it\n",
-			(int)H.daemon, DAEMON_STOP_MS);
-		kill(H.daemon, SIGKILL);
-		waitpid(H.daemon, NULL, 0);
-		H.daemon = 0;
+		fprintf(stderr, "harness: svcfs (pid %d) survived SIGKILL for %d ms\n", (int)H.daemon,
+			KILL_MS);
 		return -1;
 	}
-	H.daemon = 0;
+	daemon_forget();
 	H.daemon_status = st;
 	H.daemon_reaped = true;
-	return st;
+	return -1;
+}
+
+int h_daemon_stop(void)
+{
+	return daemon_stop(NULL);
 }
 
 void h_assert_daemon_alive(void)
@@ -496,37 +776,219 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return 0;
 }
 
-void h_teardown(void)
+/* ---- what teardown must not leave ---- */
+
+struct proc_info {
+	pid_t pid, ppid, sid;
+	char state;
+	char comm[32];
+};
+
+static bool read_proc(pid_t pid, struct proc_info *pi)
 {
-	if (!H.ready)
+	char path[64], buf[1024], *close_paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	close_paren = strrchr(buf, ')');
+	if (!close_paren)
+		return false;
+	pi->pid = pid;
+	snprintf(pi->comm, sizeof(pi->comm), "%.*s",
+		 (int)(close_paren - strchr(buf, '(') - 1), strchr(buf, '(') + 1);
+	return sscanf(close_paren + 2, "%c %d %*d %d", &pi->state, &pi->ppid, &pi->sid) == 3;
+}
+
+/* Some argument of PID's command line lies at or below DIR. */
+static bool cmdline_below(pid_t pid, const char *dir)
+{
+	char path[64], buf[4096];
+	size_t len = strlen(dir);
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	for (char *a = buf; a < buf + n; a += strlen(a) + 1)
+		if (strncmp(a, dir, len) == 0 && (a[len] == '\0' || a[len] == '/'))
+			return true;
+	return false;
+}
+
+#define MAX_LEFT 64
+
+/*
+ * Processes this test left running: our children, members of our session
+ * (Criterion gives every test process a session of its own) and any
+ * process whose command line names something below ROOT (a daemonized
+ * svcfs). Zombie children are reaped on the way. Returns how many.
+ */
+static int find_left(struct proc_info *left, int max)
+{
+	pid_t self = getpid();
+	bool leader = getsid(0) == self;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < max) {
+		struct proc_info pi;
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end || pid <= 0 || pid == self || !read_proc((pid_t)pid, &pi))
+			continue;
+		if (pi.state == 'Z' || pi.state == 'X') {
+			if (pi.ppid == self)
+				waitpid((pid_t)pid, NULL, WNOHANG);
+			continue;
+		}
+		if (pi.ppid == self || (leader && pi.sid == self) || cmdline_below(pi.pid, H.root))
+			left[n++] = pi;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Kill what the test left running; each one is a problem (after GRACE_MS for those that are dying). */
+static void kill_left(void)
+{
+	struct proc_info left[MAX_LEFT];
+	long long end = now_ms() + GRACE_MS;
+	int n;
+
+	while ((n = find_left(left, MAX_LEFT)) > 0 && now_ms() < end)
+		h_sleep_ms(10);
+	for (int i = 0; i < n; i++) {
+		int fd;
+		if (left[i].pid == H.daemon)
+			continue; /* already reported: it survived SIGKILL */
+		fd = pidfd_open(left[i].pid, 0);
+		problem("process %d (%s, state %c) was still running", (int)left[i].pid,
+			left[i].comm, left[i].state);
+		if (fd >= 0 && !kill_and_reap(fd, left[i].pid, KILL_MS))
+			problem("process %d (%s) survived SIGKILL", (int)left[i].pid, left[i].comm);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+/* The end of the daemon's stderr into the test's log. */
+static void log_daemon_stderr(bool report)
+{
+	char *err = h_daemon_stderr();
+	size_t len = err ? strlen(err) : 0;
+	const char *tail = len > 4000 ? err + len - 4000 : (err ? err : "");
+
+	if (report)
+		cr_log_error("daemon stderr%s:\n%s", len > 4000 ? " (end)" : "", tail);
+	else
+		fprintf(stderr, "harness: daemon stderr%s:\n%s\n", len > 4000 ? " (end)" : "", tail);
+	free(err);
+}
+
+/*
+ * Stop the daemon, kill every process and detach every mount the test
+ * left, remove ROOT; then check that nothing is left. Anything that was
+ * (a daemon that needed SIGKILL or crashed, a process still running, a
+ * mount still there) fails the test when REPORT (Criterion's .fini), or is
+ * printed (atexit). Only the process that ran h_setup does any of this: a
+ * forked child that ends up here (an assertion in a child returns into
+ * Criterion, exit() runs atexit handlers) must not tear down its parent's
+ * test.
+ */
+static void teardown(bool report)
+{
+	bool ignored = false, show_err = false;
+	char why[128];
+
+	if (!H.ready || getpid() != H.owner)
 		return;
-	if (H.daemon) {
-		int st = h_daemon_stop();
-		if (st != -1 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-			char why[128];
+	nproblems = 0;
+
+	/* 1. the daemon: SIGTERM must be enough, and it must exit 0 */
+	if (daemon_running()) {
+		int st = daemon_stop(&ignored);
+		if (ignored) {
+			problem("svcfs did not exit within %d ms of SIGTERM%s", DAEMON_STOP_MS,
+				H.daemon ? "; it even survived SIGKILL" : " (killed)");
+			show_err = true;
+		} else if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0) && !WIFSIGNALED(st)) {
 			describe_status(st, why, sizeof(why));
-			fprintf(stderr, "harness: svcfs ended with %s at teardown\n", why);
+			problem("svcfs ended with %s on SIGTERM (expected exit status 0)", why);
+			show_err = true;
+		} else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM) {
+			problem("svcfs was killed by SIGTERM at teardown: it had no handler yet");
 		}
 	}
 	if (H.daemon_reaped && WIFSIGNALED(H.daemon_status) &&
 	    WTERMSIG(H.daemon_status) != SIGTERM && WTERMSIG(H.daemon_status) != SIGKILL) {
-		char *err = h_daemon_stderr();
-		fprintf(stderr, "harness: svcfs CRASHED (signal %d); its stderr:\n%s\n",
-			WTERMSIG(H.daemon_status), err ? err : "");
-		free(err);
+		describe_status(H.daemon_status, why, sizeof(why));
+		problem("svcfs CRASHED (%s)", why);
+		show_err = true;
 	}
-	for (int i = 0; i < 3 && h_mounted(H.mnt, NULL, 0); i++)
-		umount2(H.mnt, MNT_DETACH);
-	for (size_t i = 0; i < H_MAX_CHILDREN; i++) {
-		if (H.children[i] > 0) {
-			kill(H.children[i], SIGKILL);
-			waitpid(H.children[i], NULL, 0);
-			H.children[i] = 0;
-		}
+	if (show_err)
+		log_daemon_stderr(report);
+
+	/* 2. the processes the harness started or was given (h_track) */
+	for (int i = 0; i < H_MAX_CHILDREN; i++) {
+		if (H.children[i] <= 0)
+			continue;
+		if (!kill_and_reap(H.child_fds[i], H.children[i], KILL_MS))
+			problem("process %d survived SIGKILL", (int)H.children[i]);
+		drop_slot(i);
 	}
-	/* FTW_MOUNT: never descend into a mount that refused to go */
+
+	/* 3. anything else still running: the test forked it and did not say so */
+	kill_left();
+
+	/* 4. mounts: the daemon unmounts MNT itself when it ends on SIGTERM */
+	detach_mounts_below(H.root, NULL, true);
+
+	/* 5. files; FTW_MOUNT: never descend into a mount that refused to go */
 	nftw(H.root, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	if (access(H.root, F_OK) == 0)
+		problem("%s could not be removed", H.root);
 	H.ready = false;
+
+	/*
+	 * Criterion has decided pass or fail before .fini runs: an assertion
+	 * here is printed but does not fail the test. An error message does
+	 * fail the run (its exit status, which is what ctest checks).
+	 */
+	for (int i = 0; i < nproblems; i++) {
+		if (report)
+			cr_log_error("TEARDOWN FAILED for %s::%s: %s",
+				     criterion_current_test ? criterion_current_test->category : "?",
+				     criterion_current_test ? criterion_current_test->name : "?",
+				     problems[i]);
+		else
+			fprintf(stderr, "harness: teardown (atexit): %s\n", problems[i]);
+	}
+	nproblems = 0;
+}
+
+void h_teardown(void)
+{
+	teardown(true);
 }
 
 int h_run_daemon(const char *const argv[], int timeout_ms, char **ret_err)
@@ -534,8 +996,14 @@ int h_run_daemon(const char *const argv[], int timeout_ms, char **ret_err)
 	return h_run_daemon_as(0, 0, argv, timeout_ms, ret_err);
 }
 
+/*
+ * PID is held by a pidfd from now on: it is killed at teardown only if it
+ * is still that process. (Between the caller learning PID and this call
+ * the process could end and its pid be reused: track it at once.)
+ */
 void h_track(pid_t pid)
 {
+	cr_assert_gt(pid, 0, "h_track(%d)", (int)pid);
 	add_child(pid);
 }
 
@@ -543,7 +1011,7 @@ int h_run_daemon_as(uid_t uid, gid_t gid, const char *const argv[], int timeout_
 {
 	char errpath[PATH_MAX], *args[32];
 	int fd, st, n = 0;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	cr_assert(H.ready, "h_run_daemon before h_setup");
 	fmt_path(errpath, sizeof(errpath), "%s/run.stderr", H.root);
@@ -560,20 +1028,30 @@ int h_run_daemon_as(uid_t uid, gid_t gid, const char *const argv[], int timeout_
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(fd, 2);
-		child_prepare(-1, SIGTERM);
+		child_prepare(-1, SIGTERM, parent);
 		if (uid != 0 && (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
 			_exit(126);
+		if (uid != 0)
+			rearm_deathsig(SIGTERM, parent);
 		execv(args[0], args);
 		_exit(127);
 	}
 	close(fd);
 	st = wait_bounded(pid, timeout_ms);
 	if (st == -1) {
+		/* the pid is ours until we reap it: plain kill() is safe here */
 		kill(pid, SIGTERM);
 		if (wait_bounded(pid, DAEMON_STOP_MS) == -1) {
 			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
+			if (wait_bounded(pid, KILL_MS) == -1) {
+				/* stuck on its own mount: abort the connections it may hold */
+				detach_mounts_below(H.root, daemon_running() ? H.mnt : NULL, false);
+				if (wait_bounded(pid, KILL_MS) == -1)
+					add_child(pid); /* teardown reports it */
+			}
 		}
+		/* what it mounted stays mounted when it is killed */
+		detach_mounts_below(H.root, daemon_running() ? H.mnt : NULL, false);
 	}
 	if (ret_err)
 		*ret_err = h_slurp(errpath);
@@ -639,7 +1117,7 @@ static void serve_forever(int fd, const char *greeting)
 		pause();
 }
 
-static void service_child(const char *abs, const struct h_service_opts *o, int rep)
+static void service_child(const char *abs, const struct h_service_opts *o, int rep, pid_t parent)
 {
 	int type = o->type ? o->type : SOCK_STREAM;
 	bool listening = !o->no_listen && type != SOCK_DGRAM;
@@ -658,6 +1136,7 @@ static void service_child(const char *abs, const struct h_service_opts *o, int r
 		if (chown(abs, o->uid, o->gid) < 0 || setgroups(0, NULL) < 0 ||
 		    setgid(o->gid) < 0 || setuid(o->uid) < 0)
 			goto fail;
+		rearm_deathsig(SIGKILL, parent);
 	}
 	if (listening && !o->listen_on_usr1 && listen(fd, o->backlog ? o->backlog : 64) < 0)
 		goto fail;
@@ -697,7 +1176,7 @@ pid_t h_service_start(const char *path, const struct h_service_opts *opts)
 	struct h_service_opts none = {0};
 	char abs[PATH_MAX];
 	int p[2], err, r;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	if (!opts)
 		opts = &none;
@@ -709,8 +1188,8 @@ pid_t h_service_start(const char *path, const struct h_service_opts *opts)
 	if (pid == 0) {
 		int rep;
 		close(p[0]);
-		rep = child_prepare(p[1], SIGKILL);
-		service_child(abs, opts, rep);
+		rep = child_prepare(p[1], SIGKILL, parent);
+		service_child(abs, opts, rep, parent);
 		_exit(1);
 	}
 	close(p[1]);
@@ -731,7 +1210,7 @@ pid_t h_services_many(const char *dir, const char *prefix, unsigned n)
 {
 	char absdir[PATH_MAX];
 	int p[2], err, r;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	abs_path(dir, absdir);
 	r = pipe2(p, O_CLOEXEC);
@@ -742,7 +1221,7 @@ pid_t h_services_many(const char *dir, const char *prefix, unsigned n)
 		struct rlimit rl = {n + 64, n + 64};
 		int rep;
 		close(p[0]);
-		rep = child_prepare(p[1], SIGKILL);
+		rep = child_prepare(p[1], SIGKILL, parent);
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || chdir(absdir) < 0) {
 			report(rep, errno);
 			_exit(1);
@@ -770,20 +1249,29 @@ pid_t h_services_many(const char *dir, const char *prefix, unsigned n)
 
 void h_kill(pid_t pid)
 {
-	for (size_t i = 0; i < H_MAX_CHILDREN; i++)
-		if (H.children[i] == pid)
-			H.children[i] = 0;
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	int i = child_slot(pid);
+
+	if (i < 0) {
+		/* not ours to track: the caller vouches for PID */
+		kill(pid, SIGKILL);
+		wait_bounded(pid, KILL_MS);
+		return;
+	}
+	if (!kill_and_reap(H.child_fds[i], pid, KILL_MS)) {
+		cr_log_warn("harness: process %d survived SIGKILL for %d ms", (int)pid, KILL_MS);
+		return; /* still held: teardown tries again and reports it */
+	}
+	drop_slot(i);
 }
 
 pid_t h_spawn(void (*fn)(void *arg), void *arg)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		child_prepare(-1, SIGKILL);
+		child_prepare(-1, SIGKILL, parent);
 		fn(arg);
 		_exit(0);
 	}
@@ -794,14 +1282,17 @@ pid_t h_spawn(void (*fn)(void *arg), void *arg)
 int h_join(pid_t pid, int ms)
 {
 	int st = wait_bounded(pid, ms);
+	int i = child_slot(pid);
 
-	for (size_t i = 0; i < H_MAX_CHILDREN; i++)
-		if (H.children[i] == pid)
-			H.children[i] = 0;
-	if (st == -1) {
+	if (st == -1 && i >= 0) {
+		if (!kill_and_reap(H.child_fds[i], pid, KILL_MS))
+			return -1; /* still held: teardown reports it */
+	} else if (st == -1) {
 		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+		wait_bounded(pid, KILL_MS);
 	}
+	if (i >= 0)
+		drop_slot(i);
 	return st;
 }
 
@@ -1164,17 +1655,21 @@ bool h_wait_log(const char *needle)
 
 int h_as_user(uid_t uid, gid_t gid, gid_t supp, int (*fn)(const void *arg), const void *arg)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	int st;
 
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		child_prepare(-1, SIGKILL);
+		child_prepare(-1, SIGKILL, parent);
 		if (setgroups(supp ? 1 : 0, &supp) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
 			_exit(255);
+		rearm_deathsig(SIGKILL, parent);
 		_exit(fn(arg) & 0xff);
 	}
-	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) == 255)
+	add_child(pid);
+	st = h_join(pid, 6 * H_TIMEOUT_MS);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) == 255)
 		return -1;
 	return WEXITSTATUS(st);
 }

@@ -5,12 +5,23 @@
  * sidecar writers and bounded waits.
  *
  * Every test runs in its own process (Criterion). The fixture state is one
- * global, H. Teardown (h_teardown, the suites' .fini) always stops the
- * daemon, detaches a mount left behind, kills every child the harness
- * started and removes the temporary directories; an atexit() handler does
- * the same if .fini never runs, and the children carry PR_SET_PDEATHSIG so
- * that a test process that dies outright takes them with it (the daemon
- * gets SIGTERM and unmounts).
+ * global, H. Teardown (h_teardown, the suites' .fini) stops the daemon
+ * (SIGTERM; SIGKILL and a FUSE abort if that is not enough), kills every
+ * process the harness started or was given (h_track), then every other
+ * process the test left (its children, its session, anything naming the
+ * test's directory), detaches every mount below the test's directory and
+ * removes it; then it checks: a daemon that ignored SIGTERM, crashed or did
+ * not exit 0, a process still running or a mount still there fails the
+ * test, with what was found. An atexit() handler does the same (printing
+ * instead) if .fini never runs; only the process that ran h_setup tears
+ * down, never a forked child. Children carry PR_SET_PDEATHSIG (set again
+ * after a change of credentials, which clears it) so that a test process
+ * that dies outright takes them with it (the daemon gets SIGTERM and
+ * unmounts).
+ *
+ * Processes are held by pidfds: a process that ended is never signalled by
+ * its old pid, which the system may have given to another process (another
+ * test's daemon, say) in the meantime.
  *
  * Waits poll every H_POLL_MS up to a bound and return whether the state was
  * reached: tests assert on the final state, never on how long it took.
@@ -40,6 +51,9 @@ struct harness {
 	bool daemon_reaped;
 	pid_t children[H_MAX_CHILDREN]; /* services; 0: free slot */
 	bool ready;			/* h_setup completed */
+	pid_t owner;			/* the test process (ran h_setup): only it tears down */
+	int daemon_fd;			/* pidfd of daemon, -1 */
+	int child_fds[H_MAX_CHILDREN];	/* pidfds of children[], -1 */
 };
 
 extern struct harness H;
@@ -52,7 +66,10 @@ void h_require_fuse(void);
 void h_setup(void);
 /* h_setup, then mount with default options. For .init. */
 void h_setup_mounted(void);
-/* Stop everything and remove the temp dirs. Idempotent. For .fini. */
+/*
+ * Stop everything and remove the temp dirs, then fail the test if anything
+ * was left behind or did not stop cleanly (see above). Idempotent. For .fini.
+ */
 void h_teardown(void);
 
 /*
@@ -63,7 +80,10 @@ void h_teardown(void);
  */
 void h_mount_opts(const char *opts, const char *backing_arg);
 void h_mount(void);
-/* SIGTERM the daemon and wait (bounded). Returns its wait status, -1 on timeout. */
+/*
+ * SIGTERM the daemon and wait (bounded). Returns its wait status, -1 on
+ * timeout (then it was SIGKILLed and its FUSE connection aborted).
+ */
 int h_daemon_stop(void);
 /* Fail the test (with the daemon's stderr) if the daemon is no longer running. */
 void h_assert_daemon_alive(void);
@@ -74,13 +94,18 @@ bool h_mounted(const char *mnt, char *ret_source, size_t size);
 /*
  * Run the daemon with ARGV (argv[0] is replaced by the binary) and wait up to
  * TIMEOUT_MS for it to exit; a daemon still running then is killed and
- * its mount detached. Returns the wait status (-1: it had to be killed);
- * *RET_ERR (may be NULL) receives its stderr (free it).
+ * the mounts it left below the test's directory detached. Returns the wait
+ * status (-1: it had to be killed); *RET_ERR (may be NULL) receives its
+ * stderr (free it).
  */
 int h_run_daemon(const char *const argv[], int timeout_ms, char **ret_err);
 /* The same with the credentials UID/GID (uid 0: as root). */
 int h_run_daemon_as(uid_t uid, gid_t gid, const char *const argv[], int timeout_ms, char **ret_err);
-/* Kill PID (SIGKILL) at teardown if it still runs: for processes that are not our children. */
+/*
+ * Kill PID (SIGKILL) at teardown if it still runs: for processes that are
+ * not our children, or that the harness did not start. PID is held by a
+ * pidfd from this call on: call it as soon as PID is known.
+ */
 void h_track(pid_t pid);
 
 /* ---- paths (ring of static buffers: valid for the next 32 calls) ---- */
@@ -115,9 +140,13 @@ pid_t h_service_start(const char *path, const struct h_service_opts *opts);
 pid_t h_service(const char *path);
 /* N listening stream sockets DIR/PREFIX%04u.sock (DIR relative to BACKING) in one process. */
 pid_t h_services_many(const char *dir, const char *prefix, unsigned n);
-/* SIGKILL a child and reap it. */
+/* SIGKILL a child (or a tracked process) and reap it. */
 void h_kill(pid_t pid);
-/* Fork a helper running FN(ARG), then _exit(0); killed at teardown if still running. */
+/*
+ * Fork a helper running FN(ARG), then _exit(0); killed at teardown if still
+ * running. FN must not use cr_assert: a failed assertion in a child returns
+ * into Criterion in the child (report with the exit status instead).
+ */
 pid_t h_spawn(void (*fn)(void *arg), void *arg);
 /* Wait up to MS for a child of h_spawn; its wait status, or -1 (then it is killed). */
 int h_join(pid_t pid, int ms);
