@@ -8,7 +8,7 @@ cd "$top"
 bash scripts/deps.sh
 
 # svcfs mounts that were there before (someone else's): not ours to blame
-mounts_before=$(findmnt -rn -t fuse.svcfs -o TARGET 2>/dev/null | sort)
+mounts_before=$(findmnt -rn -t fuse.svcfs -o TARGET 2>/dev/null | sort || true) # findmnt: 1 if none
 
 status=0
 run() {
