@@ -55,7 +55,7 @@ struct engine {
 	struct locks locks;	 /* held locks, from /proc/locks */
 	bool locks_fresh;	 /* read in this batch */
 	size_t nvisible;
-	bool max_logged, diag_logged;
+	bool max_logged;
 	bool quiet; /* initial scan: one summary line instead of one per service */
 	pthread_t thread;
 	bool running;

@@ -133,11 +133,6 @@ bool probe_has_diag(const struct probe *p)
 	return p->nl >= 0;
 }
 
-size_t probe_count(const struct probe *p)
-{
-	return p->count;
-}
-
 static int send_request(struct probe *p, uint32_t sock_ino, bool dump)
 {
 	struct {

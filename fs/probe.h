@@ -44,8 +44,6 @@ int probe_dump(struct probe *p);
 const struct probe_sock *probe_find(const struct probe *p, dev_t st_dev, ino_t st_ino);
 /* Ask for one socket by its socket inode: 0, or -ENOENT when it is gone. */
 int probe_query(struct probe *p, uint32_t sock_ino, struct probe_sock *ret);
-/* Number of sockets in the last dump. */
-size_t probe_count(const struct probe *p);
 
 /* Alive as sock_diag sees it: listening (stream/seqpacket) or bound (dgram). */
 bool probe_sock_alive(const struct probe_sock *s);
