@@ -29,7 +29,6 @@ struct evsrc {
 	enum evsrc_kind kind;
 };
 
-#define SVCFS_GROUP_DEPTH_MAX 8 /* group subdirectories below BACKING */
 
 struct tdir;
 struct tsvc;

@@ -41,10 +41,10 @@
 #include "record.h"
 #include "svcfs-internal.h"
 
-#define RETRY_FIRST_NS 10000ll	   /* 10 µs: SPEC §3.1 */
-#define RETRY_MAX_NS   100000000ll /* then the interval check takes over */
-#define OWNER_TRIES    3	   /* connects for the owner's credentials, at most */
-#define HEALTH_INFLIGHT_MAX 64	   /* probes at once; the rest wait an interval */
+#define RETRY_FIRST_NS      10000ll     /* 10 µs: SPEC §3.1 */
+#define RETRY_MAX_NS        100000000ll /* then the interval check takes over */
+#define OWNER_TRIES         3           /* connects for the owner's credentials, at most */
+#define HEALTH_INFLIGHT_MAX 64          /* probes at once; the rest wait an interval */
 
 static void hp_finish(struct engine *e, struct hprobe *hp);
 
@@ -203,6 +203,8 @@ static void svc_own(struct engine *e, struct tsvc *s, pid_t pid, int pidfd)
 	s->dirty = true;
 }
 
+static pid_t svc_lock_holder(struct engine *e, struct tsvc *s);
+
 /* A PID hint that the kernel confirms: alive, old enough, holding the socket. */
 static bool svc_try_hint(struct engine *e, struct tsvc *s, long pid)
 {
@@ -237,13 +239,17 @@ static void svc_find_owner(struct engine *e, struct tsvc *s)
 		goto connect;
 	}
 	if (s->sidecar && json_object_object_get_ex(s->sidecar, "pid", &hint) &&
-	    json_object_is_type(hint, json_type_int) && svc_try_hint(e, s, (long)json_object_get_int64(hint)))
+	    json_object_is_type(hint, json_type_int) &&
+	    svc_try_hint(e, s, (long)json_object_get_int64(hint)))
 		goto done;
 	if (snprintf(file, sizeof(file), "%s.pid", s->name) < (int)sizeof(file) &&
 	    owner_read_pidfile(s->dir->fd, file, s->uid, &pid) == 0 && svc_try_hint(e, s, pid))
 		goto done;
 	svcfs_name_tokens(s->name, &tokens);
 	if (tokens.pid && svc_try_hint(e, s, tokens.pid))
+		goto done;
+	/* libsvcfs services hold NAME.lock and the socket in one process */
+	if ((pid = svc_lock_holder(e, s)) > 0 && svc_try_hint(e, s, pid))
 		goto done;
 	if (s->type == SOCK_DGRAM) {
 		if (owner_find_holder(s->sock_ino, &pid) == 0 && (pidfd = owner_pidfd(pid)) >= 0 &&
@@ -259,8 +265,7 @@ connect:
 	 */
 	if (s->busy)
 		return;
-	r = owner_from_connect(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM, &cred,
-			       &pidfd);
+	r = owner_from_connect(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM, &cred, &pidfd);
 	if (r == -EAGAIN && ++s->owner_tries < OWNER_TRIES)
 		return;
 	if (r == 0) {
@@ -312,8 +317,8 @@ void table_owner_exited(struct engine *e, struct pwatch *pw)
 		}
 		if (owner_find_holder(s->sock_ino, &pid) == 0 && (pidfd = owner_pidfd(pid)) >= 0) {
 			if (owner_holds_socket(pid, s->sock_ino) == 1) {
-				log_info("%s: owner %ld exited, socket held by %ld", display(s, name, sizeof(name)),
-					 (long)s->pid, (long)pid);
+				log_info("%s: owner %ld exited, socket held by %ld",
+				         display(s, name, sizeof(name)), (long)s->pid, (long)pid);
 				svc_own(e, s, pid, pidfd);
 			} else {
 				close(pidfd);
@@ -337,7 +342,7 @@ static void svc_set_alive(struct engine *e, struct tsvc *s, bool busy)
 	 * a new socket before the removal's event is handled.
 	 */
 	if (!s->alive && (fstatat(s->dir->fd, s->file, &st, 0) < 0 || st.st_dev != s->dev ||
-			  st.st_ino != s->ino))
+	                  st.st_ino != s->ino))
 		return; /* the file's own event settles it */
 	s->lost_at = (struct timespec){0, 0};
 	retry_cancel(e, s);
@@ -447,7 +452,7 @@ void svc_health_start(struct engine *e, struct tsvc *s)
 		return;
 	hp->src.kind = SRC_HEALTH;
 	if (health_start(&hp->h, s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM,
-			 s->health_path, e->opt.probe_timeout_ms) < 0) {
+	                 s->health_path, e->opt.probe_timeout_ms) < 0) {
 		free(hp);
 		svc_health_result(e, s, false); /* refused or full: not healthy */
 		return;
@@ -508,16 +513,29 @@ void table_free_dead_probes(struct engine *e)
 
 /* ---- the lock-file rule ---- */
 
+/* /proc/locks as of this check (read at most once per check). False if unreadable. */
+static bool engine_locks(struct engine *e)
+{
+	if (!e->locks_fresh) {
+		if (locks_load(&e->locks) < 0)
+			return false;
+		e->locks_fresh = true;
+	}
+	return true;
+}
+
+/* Who holds NAME.lock according to /proc/locks, or 0. */
+static pid_t svc_lock_holder(struct engine *e, struct tsvc *s)
+{
+	return s->has_lock && engine_locks(e) ? locks_holder(&e->locks, s->lock_dev, s->lock_ino)
+	                                      : 0;
+}
+
 /* False when NAME.lock exists and nobody holds a lock on it (SPEC §3.2). */
 static bool svc_lock_ok(struct engine *e, struct tsvc *s)
 {
-	if (!s->has_lock)
-		return true;
-	if (!e->locks_fresh) {
-		if (locks_load(&e->locks) < 0)
-			return true; /* cannot tell: do not hide a service on a guess */
-		e->locks_fresh = true;
-	}
+	if (!s->has_lock || !engine_locks(e))
+		return true; /* no lock file, or cannot tell: do not hide a service on a guess */
 	return locks_held(&e->locks, s->lock_dev, s->lock_ino);
 }
 

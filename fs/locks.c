@@ -32,7 +32,8 @@ int locks_load(struct locks *l)
 	while (fgets(line, sizeof(line), f)) {
 		unsigned maj, min;
 		unsigned long long ino;
-		char *p = strchr(line, ':');
+		long pid;
+		char *p = strchr(line, ':'), *q;
 
 		if (!p || strstr(line, "->"))
 			continue;
@@ -42,6 +43,10 @@ int locks_load(struct locks *l)
 			p--;
 		if (!p || sscanf(p, "%x:%x:%llu", &maj, &min, &ino) != 3)
 			continue;
+		/* the pid is the field before it */
+		for (q = p - 1; q > line && q[-1] >= '0' && q[-1] <= '9'; q--)
+			;
+		pid = strtol(q, NULL, 10);
 		if (l->n == l->cap) {
 			size_t cap = l->cap ? l->cap * 2 : 64;
 			struct lock_id *ids = realloc(l->ids, cap * sizeof(*ids));
@@ -52,7 +57,7 @@ int locks_load(struct locks *l)
 			l->ids = ids;
 			l->cap = cap;
 		}
-		l->ids[l->n++] = (struct lock_id){((uint64_t)maj << 32) | min, ino};
+		l->ids[l->n++] = (struct lock_id){((uint64_t)maj << 32) | min, ino, (pid_t)pid};
 	}
 	fclose(f);
 	if (l->n) /* qsort must not be given a NULL base, even for nothing */
@@ -62,9 +67,18 @@ int locks_load(struct locks *l)
 
 bool locks_held(const struct locks *l, dev_t dev, ino_t ino)
 {
-	struct lock_id key = {((uint64_t)major(dev) << 32) | minor(dev), (uint64_t)ino};
+	struct lock_id key = {((uint64_t)major(dev) << 32) | minor(dev), (uint64_t)ino, 0};
 
 	return l->n && bsearch(&key, l->ids, l->n, sizeof(*l->ids), cmp_id) != NULL;
+}
+
+pid_t locks_holder(const struct locks *l, dev_t dev, ino_t ino)
+{
+	struct lock_id key = {((uint64_t)major(dev) << 32) | minor(dev), (uint64_t)ino, 0};
+	const struct lock_id *hit;
+
+	hit = l->n ? bsearch(&key, l->ids, l->n, sizeof(*l->ids), cmp_id) : NULL;
+	return hit ? hit->pid : 0;
 }
 
 void locks_free(struct locks *l)

@@ -16,13 +16,16 @@ struct locks {
 	struct lock_id {
 		uint64_t dev; /* major << 32 | minor */
 		uint64_t ino;
-	} *ids; /* sorted */
+		pid_t pid; /* the holder as /proc/locks names it (who took the lock) */
+	} * ids;           /* sorted by (dev, ino) */
 	size_t n, cap;
 };
 
 /* Read /proc/locks: every lock held now (flock, POSIX, OFD), waiters excluded. */
 int locks_load(struct locks *l);
 bool locks_held(const struct locks *l, dev_t dev, ino_t ino);
+/* A process holding a lock on (DEV, INO), or 0: an owner hint, never trusted alone. */
+pid_t locks_holder(const struct locks *l, dev_t dev, ino_t ino);
 void locks_free(struct locks *l);
 
 #endif /* SVCFS_LOCKS_H */

@@ -30,8 +30,8 @@
 #include "render.h"
 #include "svcfs-internal.h"
 
-#define WATCH_MASK                                                                                \
-	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB |       \
+#define WATCH_MASK                                                                                 \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB |        \
 	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
 
 /*
@@ -91,7 +91,7 @@ void svc_publish(struct engine *e, struct tsvc *s)
 	if (fresh && e->nvisible >= e->opt.max_services) {
 		if (!e->max_logged)
 			log_warn("max_services=%lu reached: %s and further services not shown",
-				 e->opt.max_services, display(s, name, sizeof(name)));
+			         e->opt.max_services, display(s, name, sizeof(name)));
 		e->max_logged = true;
 		return;
 	}
@@ -102,30 +102,30 @@ void svc_publish(struct engine *e, struct tsvc *s)
 		goto oom;
 	{
 		struct render_input in = {
-			.name = s->name,
-			.group = s->dir->relpath,
-			.socket = sockpath,
-			.pid = s->pid,
-			.uid = s->ouid,
-			.gid = s->ogid,
-			.state = s->unhealthy ? "unhealthy"
-				 : s->pid == 1 ? "activatable"
-				 : s->busy     ? "busy"
-					       : "alive",
-			.since = s->since,
-			.meta = meta,
+		    .name = s->name,
+		    .group = s->dir->relpath,
+		    .socket = sockpath,
+		    .pid = s->pid,
+		    .uid = s->ouid,
+		    .gid = s->ogid,
+		    .state = s->unhealthy  ? "unhealthy"
+		             : s->pid == 1 ? "activatable"
+		             : s->busy     ? "busy"
+		                           : "alive",
+		    .since = s->since,
+		    .meta = meta,
 		};
 		if (render_service(&in, &out) < 0)
 			goto oom;
 	}
 	spec = (struct view_service_spec){
-		.uid = s->uid,
-		.gid = s->gid,
-		.mode = service_mode(s->mode),
-		.files = out.files,
-		.nfiles = out.nfiles,
-		.entry_json = out.entry_json,
-		.target_json = out.target_json,
+	    .uid = s->uid,
+	    .gid = s->gid,
+	    .mode = service_mode(s->mode),
+	    .files = out.files,
+	    .nfiles = out.nfiles,
+	    .entry_json = out.entry_json,
+	    .target_json = out.target_json,
 	};
 	n = view_service_set(e->view, s->dir->vnode, s->vnode, s->name, &spec, &dropped);
 	render_output_free(&out);
@@ -133,13 +133,13 @@ void svc_publish(struct engine *e, struct tsvc *s)
 		goto oom;
 	if (dropped)
 		log_warn("%s: %zu metadata keys not shown as files (too many in its life)",
-			 display(s, name, sizeof(name)), dropped);
+		         display(s, name, sizeof(name)), dropped);
 	if (fresh) {
 		int prio = e->quiet ? LOG_DEBUG : LOG_INFO;
 		e->nvisible++;
 		if (s->pid)
 			log_msg(prio, "%s: alive (pid %ld)", display(s, name, sizeof(name)),
-				(long)s->pid);
+			        (long)s->pid);
 		else
 			log_msg(prio, "%s: alive", display(s, name, sizeof(name)));
 	}
@@ -162,7 +162,7 @@ void svc_vanish(struct engine *e, struct tsvc *s, const char *why)
 		s->vnode = NULL;
 		e->nvisible--;
 		log_msg(e->quiet ? LOG_DEBUG : LOG_INFO, "%s: gone (%s)",
-			display(s, name, sizeof(name)), why);
+		        display(s, name, sizeof(name)), why);
 	}
 	s->alive = s->busy = false;
 	s->owner_done = false;
@@ -222,8 +222,8 @@ static void svc_read_sidecar(struct engine *e, struct tsvc *s)
 	s->dirty = true;
 	r = svcfs_sidecar_read(s->dir->fd, file, s->uid, &obj, NULL, &why);
 	if (r < 0 && r != -ENOENT)
-		log_warn("%s/%s.json: sidecar ignored: %s", e->backing, display(s, name, sizeof(name)),
-			 why);
+		log_warn("%s/%s.json: sidecar ignored: %s", e->backing,
+		         display(s, name, sizeof(name)), why);
 	json_object_put(s->sidecar);
 	s->sidecar = r == 0 ? obj : NULL;
 	free(s->health_path);
@@ -234,7 +234,7 @@ static void svc_read_sidecar(struct engine *e, struct tsvc *s)
 			s->health_path = strdup(path);
 		else
 			log_warn("%s/%s.json: health_check ignored: not an absolute URL path",
-				 e->backing, display(s, name, sizeof(name)));
+			         e->backing, display(s, name, sizeof(name)));
 	}
 }
 
@@ -250,8 +250,9 @@ static void svc_read_lock(struct engine *e, struct tsvc *s)
 		return;
 	if (st.st_uid != s->uid && st.st_uid != 0) {
 		if (!s->lock_untrusted_logged)
-			log_warn("%s/%s.lock: lock file ignored: owned by another user than the socket",
-				 e->backing, display(s, name, sizeof(name)));
+			log_warn(
+			    "%s/%s.lock: lock file ignored: owned by another user than the socket",
+			    e->backing, display(s, name, sizeof(name)));
 		s->lock_untrusted_logged = true;
 		return;
 	}
@@ -275,24 +276,17 @@ void svc_evaluate(struct engine *e, struct tdir *d, const char *name_in)
 	struct tdir *sub;
 	struct tsvc *s;
 	struct stat st;
-	size_t stemlen;
 
 	/* a copy: NAME_IN may be the record's own name, and the record may be freed below */
 	if (svcfs_name_hidden(name_in) || strlen(name_in) > NAME_MAX)
 		return;
 	memcpy(name, name_in, strlen(name_in) + 1);
 	HASH_FIND_STR(d->subdirs, name, sub);
-	if (!sub) { /* a group of the same name wins */
-		if (snprintf(buf, sizeof(buf), "%s.sock", name) < (int)sizeof(buf) &&
-		    fstatat(d->fd, buf, &st, 0) == 0 && S_ISSOCK(st.st_mode))
-			file = buf;
-		else if (svcfs_name_split(name, &stemlen) != SVCFS_SUFFIX_SOCK &&
-			 fstatat(d->fd, name, &st, 0) == 0 && S_ISSOCK(st.st_mode))
-			file = name;
-	}
+	if (!sub && svcfs_backing_socket(d->fd, name, buf, &file, &st) < 0) /* a group wins */
+		file = NULL;
 	HASH_FIND_STR(d->svcs, name, s);
-	if (s && (!file || s->dev != st.st_dev || s->ino != st.st_ino ||
-		  strcmp(s->file, file) != 0)) {
+	if (s &&
+	    (!file || s->dev != st.st_dev || s->ino != st.st_ino || strcmp(s->file, file) != 0)) {
 		svc_free(e, s, file ? "socket file replaced" : "socket file removed");
 		s = NULL;
 	}
@@ -328,8 +322,8 @@ void svc_evaluate(struct engine *e, struct tdir *d, const char *name_in)
 	s->seen = true;
 	{
 		struct stat lst;
-		s->via_link = fstatat(d->fd, file, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
-			      S_ISLNK(lst.st_mode);
+		s->via_link =
+		    fstatat(d->fd, file, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode);
 	}
 	if (s->uid != st.st_uid || s->gid != st.st_gid || s->mode != st.st_mode) {
 		s->uid = st.st_uid;
@@ -397,7 +391,7 @@ static int dir_watch(struct engine *e, struct tdir *d)
 		int err = errno;
 		if (!e->unwatched)
 			log_warn("%s/%s: cannot watch (%s); rescanning every probe interval",
-				 e->backing, d->relpath, strerror(err));
+			         e->backing, d->relpath, strerror(err));
 		e->unwatched = true;
 		return -err;
 	}
@@ -479,7 +473,7 @@ static void dir_add(struct engine *e, struct tdir *parent, const char *name)
 	if (fd < 0) {
 		if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
 			log_warn("%s/%s%s%s: cannot open group: %s", e->backing, parent->relpath,
-				 parent->relpath[0] ? "/" : "", name, strerror(errno));
+			         parent->relpath[0] ? "/" : "", name, strerror(errno));
 		return;
 	}
 	if (fstat(fd, &st) < 0 || !(d = dir_new(parent, name, fd, &st))) {
@@ -497,8 +491,8 @@ static void dir_add(struct engine *e, struct tdir *parent, const char *name)
 	HASH_FIND_STR(parent->svcs, name, clash);
 	if (clash)
 		svc_free(e, clash, "a group of the same name exists");
-	d->vnode = view_group_add(e->view, parent->vnode, name, st.st_uid, st.st_gid,
-				  st.st_mode & 0555);
+	d->vnode =
+	    view_group_add(e->view, parent->vnode, name, st.st_uid, st.st_gid, st.st_mode & 0555);
 	d->seen = true;
 	dir_watch(e, d); /* watch first, then scan: nothing created in between is missed */
 	dir_scan(e, d);
@@ -537,7 +531,7 @@ static void dir_scan(struct engine *e, struct tdir *d)
 	dp = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!dp) {
 		log_warn("%s/%s: cannot read directory: %s", e->backing, d->relpath,
-			 strerror(errno));
+		         strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return; /* keep what we have rather than drop everything */

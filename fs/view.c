@@ -115,7 +115,6 @@ struct view {
 	bool events_lost; /* an event could not be queued: flush invalidates the root */
 };
 
-_Thread_local bool svcfs_hash_oom;
 
 static struct timespec now(void)
 {

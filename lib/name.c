@@ -4,7 +4,11 @@
  * keys can become file names in the view, and the -pidN/-portN tokens.
  * Pure functions: no I/O, no allocation.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include "svcfs-internal.h"
 
@@ -23,10 +27,10 @@ enum svcfs_suffix svcfs_name_split(const char *file, size_t *ret_stemlen)
 		size_t len;
 		enum svcfs_suffix kind;
 	} suffixes[] = {
-		{".sock", 5, SVCFS_SUFFIX_SOCK},
-		{".json", 5, SVCFS_SUFFIX_JSON},
-		{".lock", 5, SVCFS_SUFFIX_LOCK},
-		{".pid", 4, SVCFS_SUFFIX_PID},
+	    {".sock", 5, SVCFS_SUFFIX_SOCK},
+	    {".json", 5, SVCFS_SUFFIX_JSON},
+	    {".lock", 5, SVCFS_SUFFIX_LOCK},
+	    {".pid", 4, SVCFS_SUFFIX_PID},
 	};
 	size_t len = strlen(file);
 
@@ -93,4 +97,46 @@ void svcfs_name_tokens(const char *name, struct svcfs_tokens *ret)
 			t.port = token_value(p, "port", 4, PORT_TOKEN_MAX);
 	}
 	*ret = t;
+}
+
+int svcfs_name_path_check(const char *name, size_t *ret_ncomp)
+{
+	size_t ncomp = 0;
+
+	if (!name || !*name)
+		return -EINVAL;
+	for (const char *p = name;;) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (!svcfs_name_safe_key(p, len))
+			return -EINVAL;
+		if (++ncomp > SVCFS_GROUP_DEPTH_MAX + 1)
+			return -EINVAL;
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+	if (ret_ncomp)
+		*ret_ncomp = ncomp;
+	return 0;
+}
+
+int svcfs_backing_socket(int dirfd, const char *name, char buf[SVCFS_NAME_MAX + 1],
+                         const char **ret_file, struct stat *ret_st)
+{
+	struct stat st;
+	size_t stemlen;
+
+	if (snprintf(buf, SVCFS_NAME_MAX + 1, "%s.sock", name) <= SVCFS_NAME_MAX &&
+	    fstatat(dirfd, buf, &st, 0) == 0 && S_ISSOCK(st.st_mode)) {
+		*ret_file = buf;
+	} else if (svcfs_name_split(name, &stemlen) != SVCFS_SUFFIX_SOCK &&
+	           fstatat(dirfd, name, &st, 0) == 0 && S_ISSOCK(st.st_mode)) {
+		*ret_file = name;
+	} else {
+		return -ENOENT;
+	}
+	*ret_st = st;
+	return 0;
 }

@@ -141,7 +141,7 @@ out:
 }
 
 int svcfs_sidecar_read(int dirfd, const char *name, uid_t trusted_uid, json_object **ret_obj,
-		       struct stat *ret_st, const char **ret_why)
+                       struct stat *ret_st, const char **ret_why)
 {
 	char *buf = NULL;
 	struct stat st;

@@ -42,6 +42,26 @@ enum svcfs_suffix svcfs_name_split(const char *file, size_t *ret_stemlen);
  */
 bool svcfs_name_safe_key(const char *key, size_t len);
 
+/* Deepest group: BACKING/g1/.../g8/NAME.sock (SPEC §2). */
+#define SVCFS_GROUP_DEPTH_MAX 8
+
+/*
+ * Check a service name as the library's API takes it: "NAME" or
+ * "GROUP/.../NAME", each component a safe key (above), at most
+ * SVCFS_GROUP_DEPTH_MAX groups. Returns 0 (and the number of components in
+ * *ret_ncomp, which may be NULL) or -EINVAL.
+ */
+int svcfs_name_path_check(const char *name, size_t *ret_ncomp);
+
+/*
+ * The socket file of service NAME in backing directory DIRFD (SPEC §2):
+ * NAME.sock, else NAME itself (unless it ends in .sock), whichever is a
+ * socket, following a symlink. *ret_file is BUF or NAME, *ret_st the
+ * socket's stat. -ENOENT when neither is a socket.
+ */
+int svcfs_backing_socket(int dirfd, const char *name, char buf[SVCFS_NAME_MAX + 1],
+                         const char **ret_file, struct stat *ret_st);
+
 /* File-name tokens of SPEC §2: "-pidN" and "-portN" (0 when absent). */
 struct svcfs_tokens {
 	long pid;
@@ -57,10 +77,10 @@ void svcfs_name_tokens(const char *name, struct svcfs_tokens *ret);
 
 /* ---- sidecars (sidecar.c) ---- */
 
-#define SVCFS_SIDECAR_MAX	 (64 * 1024) /* bytes in NAME.json */
-#define SVCFS_SIDECAR_DEPTH	 16	     /* nesting of arrays/objects */
-#define SVCFS_SIDECAR_KEYS_MAX	 256	     /* top-level keys */
-#define SVCFS_PIDFILE_MAX	 32	     /* bytes in NAME.pid */
+#define SVCFS_SIDECAR_MAX      (64 * 1024) /* bytes in NAME.json */
+#define SVCFS_SIDECAR_DEPTH    16          /* nesting of arrays/objects */
+#define SVCFS_SIDECAR_KEYS_MAX 256         /* top-level keys */
+#define SVCFS_PIDFILE_MAX      32          /* bytes in NAME.pid */
 
 /*
  * Parse a sidecar: exactly one JSON object (strict JSON, valid UTF-8),
@@ -80,7 +100,7 @@ int svcfs_sidecar_parse(const char *buf, size_t len, json_object **ret_obj, cons
  * *ret_st (may be NULL) receives the file's stat on success.
  */
 int svcfs_sidecar_read(int dirfd, const char *name, uid_t trusted_uid, json_object **ret_obj,
-		       struct stat *ret_st, const char **ret_why);
+                       struct stat *ret_st, const char **ret_why);
 
 /*
  * Merge file-name TOKENS into sidecar object META (may be NULL): the port
@@ -111,7 +131,8 @@ void svcfs_buf_free(struct svcfs_buf *b);
 void svcfs_buf_reset(struct svcfs_buf *b);
 void svcfs_buf_add(struct svcfs_buf *b, const char *s, size_t len);
 void svcfs_buf_adds(struct svcfs_buf *b, const char *s);
-void svcfs_buf_addf(struct svcfs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void svcfs_buf_addf(struct svcfs_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Append S (LEN bytes) as a quoted JSON string; invalid UTF-8 becomes U+FFFD. */
 void svcfs_buf_add_json_string(struct svcfs_buf *b, const char *s, size_t len);
 /* Hand the contents over (caller frees); the buffer is left empty. NULL if failed. */
