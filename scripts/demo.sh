@@ -21,9 +21,9 @@ pids=()
 
 cleanup() {
 	if [ $keep -eq 0 ]; then
-		umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
 		[ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null || true
 		wait 2>/dev/null || true
+		umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
 		rm -rf "$work"
 	fi
 }
@@ -65,6 +65,17 @@ for _ in $(seq 100); do [ -S "$backing/workers/worker-2.sock" ] && break; sleep 
 
 show "$svcfs" -o probe_interval=0.5 "$backing" "$mnt"
 for _ in $(seq 100); do [ -d "$mnt/workers/worker-2" ] && break; sleep 0.05; done
+
+# a watcher on libsvcfs follows the mount from here on (shown at the end)
+setsid "$top/build/lib/examples/svcfs-example-watcher" "$mnt" >"$work/watch.log" 2>&1 </dev/null &
+pids+=($!)
+disown $!
+say "svcfs-example-service -d $backing api version=2.0 &   # a service registered with libsvcfs"
+setsid "$top/build/lib/examples/svcfs-example-service" -d "$backing" api version=2.0 </dev/null >/dev/null 2>&1 &
+pids+=($!)
+disown $!
+for _ in $(seq 100); do [ -d "$mnt/api" ] && break; sleep 0.05; done
+show ls "$backing"
 show findmnt -n "$mnt"
 show ls -l "$mnt"
 show ls -l "$mnt/web"
@@ -76,9 +87,12 @@ say "$py -c 'connect to $mnt/web/socket'"
 show cat "$mnt/.targets.json"
 
 say "kill -9 <worker-2>   # a crash: its entry vanishes by itself"
-kill -9 "${pids[2]}"
+kill -9 "${pids[2]}"  # worker-2
 for _ in $(seq 100); do [ -d "$mnt/workers/worker-2" ] || break; sleep 0.05; done
 show ls "$mnt/workers"
+say "cat watch.log   # what the libsvcfs watcher saw"
+for _ in $(seq 100); do grep -q '^vanished workers/worker-2' "$work/watch.log" && break; sleep 0.05; done
+cat "$work/watch.log"
 
 if [ $keep -eq 1 ]; then
 	cat <<MSG
