@@ -284,6 +284,19 @@ json_object *svcfs_info_meta(const svcfs_info *i)
 	return i->meta;
 }
 
+/*
+ * The keys svcfs owns in meta.json (what it found wins over the sidecar):
+ * they have their own accessors, so the metadata object leaves them out,
+ * the same whether it came from meta.json or from .services.json.
+ */
+static void meta_strip(json_object *meta)
+{
+	static const char *const owned[] = {"socket", "pid", "uid", "gid", "state", "since"};
+
+	for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++)
+		json_object_object_del(meta, owned[k]);
+}
+
 /* A decimal number in [0, MAX] from TEXT (white space around it allowed); -1 if none. */
 static long long parse_id(const char *text, long long max)
 {
@@ -368,6 +381,7 @@ static int mount_lookup(svcfs_dir *d, const char *name, svcfs_info **ret)
 		r = -EIO; /* svcfs always writes an object */
 		goto out;
 	}
+	meta_strip(i->meta);
 	n = readlinkat(sfd, "socket", link, sizeof(link) - 1);
 	if (n >= 0) {
 		link[n] = '\0';
@@ -467,6 +481,7 @@ static int backing_info(svcfs_dir *d, int pfd, const char *name, const char *ste
 		r = -ENOMEM;
 		goto out;
 	}
+	meta_strip(i->meta);
 	r = info_complete(i);
 	if (r < 0)
 		goto out;
@@ -598,8 +613,10 @@ static int mount_list_entry(svcfs_dir *d, json_object *e, struct list *l)
 	i->uid = (uid_t)json_id(e, "uid", -1, UINT32_MAX - 1);
 	i->gid = (gid_t)json_id(e, "gid", -1, UINT32_MAX - 1);
 	if (json_object_object_get_ex(e, "meta", &jmeta) &&
-	    json_object_is_type(jmeta, json_type_object))
+	    json_object_is_type(jmeta, json_type_object)) {
 		i->meta = json_object_get(jmeta);
+		meta_strip(i->meta); /* .services.json is ours alone: edit in place */
+	}
 	r = info_complete(i);
 	if (r < 0 || !i->socket || !i->state || !i->since) {
 		svcfs_info_free(i);

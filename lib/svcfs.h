@@ -172,7 +172,12 @@ pid_t svcfs_info_pid(const svcfs_info *info);         /* 0 when not known */
 uid_t svcfs_info_uid(const svcfs_info *info);         /* (uid_t)-1 when not known */
 gid_t svcfs_info_gid(const svcfs_info *info);         /* (gid_t)-1 when not known */
 const char *svcfs_info_since(const svcfs_info *info); /* RFC 3339 UTC, "" when not known */
-json_object *svcfs_info_meta(const svcfs_info *info); /* borrowed; an object, maybe empty */
+/*
+ * The service's metadata: its sidecar object (plus a "port" from a -portN
+ * token), without the keys that have accessors above (socket, pid, uid,
+ * gid, state, since). Borrowed: valid while INFO is; an object, maybe empty.
+ */
+json_object *svcfs_info_meta(const svcfs_info *info);
 svcfs_info *svcfs_info_free(svcfs_info *info);        /* NULL-safe; returns NULL */
 
 /* svcfs_connect() flags */
