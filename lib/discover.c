@@ -428,6 +428,33 @@ out:
 /* ---- looking up in a backing directory ---- */
 
 /*
+ * The PID in PID file NAME below DIRFD, trusted like a sidecar (SPEC §2):
+ * only a regular file owned by TRUSTED_UID (the socket's owner) or root.
+ * 0 when it is absent, untrusted or holds no PID.
+ */
+static pid_t read_pidfile(int dirfd, const char *name, uid_t trusted_uid)
+{
+	char buf[SVCFS_PIDFILE_MAX + 1];
+	struct stat st;
+	ssize_t n = -1;
+	long long v;
+	int fd;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= SVCFS_PIDFILE_MAX &&
+	    (st.st_uid == trusted_uid || st.st_uid == 0))
+		n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	v = parse_id(buf, INT32_MAX);
+	return v > 0 ? (pid_t)v : 0;
+}
+
+/*
  * What the files say about the service whose socket is FILE (stat ST) in
  * directory PFD, unverified: no liveness, pid from the sidecar, NAME.pid
  * or the name's token. NAME is the full name, STEM its last component.
@@ -435,7 +462,7 @@ out:
 static int backing_info(svcfs_dir *d, int pfd, const char *name, const char *stem, const char *file,
                         const struct stat *st, svcfs_info **ret)
 {
-	char side[NAME_MAX + 1], *rel = NULL, *text;
+	char side[NAME_MAX + 1], *rel = NULL;
 	struct svcfs_tokens tokens;
 	json_object *sidecar = NULL, *pidv;
 	const char *why;
@@ -468,12 +495,8 @@ static int backing_info(svcfs_dir *d, int pfd, const char *name, const char *ste
 	    json_object_is_type(pidv, json_type_int) && json_object_get_int64(pidv) > 0 &&
 	    json_object_get_int64(pidv) <= INT32_MAX)
 		i->pid = (pid_t)json_object_get_int64(pidv);
-	if (!i->pid && snprintf(side, sizeof(side), "%s.pid", stem) < (int)sizeof(side) &&
-	    svcfs_read_file_at(pfd, side, SVCFS_PIDFILE_MAX, &text, NULL) == 0) {
-		long long v = parse_id(text, INT32_MAX);
-		i->pid = v > 0 ? (pid_t)v : 0;
-		free(text);
-	}
+	if (!i->pid && snprintf(side, sizeof(side), "%s.pid", stem) < (int)sizeof(side))
+		i->pid = read_pidfile(pfd, side, st->st_uid);
 	if (!i->pid)
 		i->pid = (pid_t)tokens.pid;
 	i->meta = svcfs_meta_merge(sidecar, &tokens);
@@ -758,7 +781,11 @@ int svcfs_list(svcfs_dir *d, svcfs_info ***ret_list, size_t *ret_count)
 
 /* ---- connecting ---- */
 
-/* The socket file of NAME, as a path connect() takes (through /proc for any length). */
+/*
+ * The socket file of NAME, as a path connect() takes (through /proc for any
+ * length). *ret_pfd is the fd that path goes through: close it after the
+ * connect.
+ */
 static int socket_addr(svcfs_dir *d, const char *name, int *ret_pfd, struct sockaddr_un *ret_addr,
                        socklen_t *ret_len)
 {
@@ -785,9 +812,17 @@ static int socket_addr(svcfs_dir *d, const char *name, int *ret_pfd, struct sock
 	ret_addr->sun_family = AF_UNIX;
 	n = snprintf(ret_addr->sun_path, sizeof(ret_addr->sun_path), SVCFS_PROC_FD_FMT, pfd, file);
 	if (n < 0 || (size_t)n >= sizeof(ret_addr->sun_path)) {
-		/* the service directory on a mount: one more step by fd */
-		r = -ENAMETOOLONG;
-		goto fail;
+		/* a long name: the socket file itself by an O_PATH fd, symlinks followed */
+		int sfd = openat(pfd, file, O_PATH | O_CLOEXEC);
+
+		if (sfd < 0) {
+			r = errno == ENOTDIR ? -ENOENT : -errno;
+			goto fail;
+		}
+		close(pfd);
+		pfd = sfd;
+		n = snprintf(ret_addr->sun_path, sizeof(ret_addr->sun_path), "/proc/self/fd/%d",
+		             pfd);
 	}
 	*ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
 	*ret_pfd = pfd;
