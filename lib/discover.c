@@ -692,7 +692,8 @@ static int backing_walk(svcfs_dir *d, int fd, const char *rel, unsigned depth, s
 	DIR *dir;
 	int dfd, r = 0;
 
-	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	/* a new open file, not a dup of FD: readdir must start at the beginning each time */
+	dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
 	dir = fdopendir(dfd);

@@ -963,6 +963,44 @@ Test(list, dead_service_absent_on_mount_present_in_backing)
 	svcfs_unregister(live);
 }
 
+static size_t list_count(svcfs_dir *d)
+{
+	svcfs_info **v = NULL;
+	size_t n = 0;
+	int r = svcfs_list(d, &v, &n);
+
+	cr_assert_eq(r, 0, "list of %s: %s", svcfs_dir_path(d), strerror(-r));
+	svcfs_list_free(v, n);
+	return n;
+}
+
+Test(list, again_on_the_same_handle)
+{
+	svcfs_service *s[] = {reg("one", NULL), reg("two", NULL), reg("g/three", NULL)}, *four;
+	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	size_t n1, n2, n3;
+	bool ok = wait_list_count(m, 3);
+
+	cr_assert(ok);
+	for (int k = 0; k < 2; k++) {
+		svcfs_dir *d = k ? b : m;
+		n1 = list_count(d);
+		n2 = list_count(d);
+		cr_assert_eq(n1, 3, "first list of %s: %zu", svcfs_dir_path(d), n1);
+		cr_assert_eq(n2, 3, "second list of %s: %zu", svcfs_dir_path(d), n2);
+	}
+	four = reg("four", NULL);
+	ok = wait_list_count(m, 4);
+	cr_assert(ok, "the mount did not list four");
+	n3 = list_count(b);
+	cr_assert_eq(n3, 4, "list of the backing dir after a fourth service: %zu", n3);
+	svcfs_close(m);
+	svcfs_close(b);
+	for (size_t k = 0; k < 3; k++)
+		svcfs_unregister(s[k]);
+	svcfs_unregister(four);
+}
+
 static void assert_empty_list(svcfs_dir *d)
 {
 	svcfs_info **v = NULL;
