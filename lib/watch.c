@@ -22,6 +22,12 @@
  *
  * Groups are watched to SVCFS_GROUP_DEPTH_MAX deep, each directory added
  * to inotify before it is read, so no entry can slip between.
+ *
+ * The fd callers poll is an epoll set of the inotify fd and an eventfd
+ * that is signalled while events are queued here: the existing services
+ * of SVCFS_WATCH_EXISTING, or what one read of inotify gave beyond the
+ * event taken, are pending without inotify having anything to read, and
+ * the fd must poll readable all the same.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -68,6 +76,9 @@ struct qevent {
 struct svcfs_watch {
 	svcfs_dir *d;
 	int ifd;
+	int efd;      /* eventfd: readable while q holds events */
+	int epfd;     /* epoll of ifd and efd: what svcfs_watch_fd() gives */
+	bool pending; /* efd is signalled */
 	struct wdir *dirs;
 	struct known *known;
 	unsigned gen;
@@ -522,10 +533,25 @@ static int pump(svcfs_watch *w)
 	}
 }
 
+/*
+ * Make the eventfd readable exactly while events are queued. Its counter
+ * only goes between 0 and 1, so neither the write nor the read can fail.
+ */
+static void sync_pending(svcfs_watch *w)
+{
+	bool queued = w->head < w->tail;
+	uint64_t v = 1;
+
+	if (queued != w->pending &&
+	    (queued ? write(w->efd, &v, sizeof(v)) : read(w->efd, &v, sizeof(v))) == sizeof(v))
+		w->pending = queued;
+}
+
 /* ---- API ---- */
 
 int svcfs_watch_new(svcfs_dir *d, unsigned flags, svcfs_watch **ret_watch)
 {
+	struct epoll_event ev = {.events = EPOLLIN};
 	svcfs_watch *w;
 	int r;
 
@@ -535,15 +561,24 @@ int svcfs_watch_new(svcfs_dir *d, unsigned flags, svcfs_watch **ret_watch)
 	if (!w)
 		return -ENOMEM;
 	w->d = d;
+	w->efd = w->epfd = -1;
 	w->buf = malloc(READ_BUF);
 	w->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (!w->buf || w->ifd < 0) {
 		r = w->buf ? -errno : -ENOMEM;
 		goto fail;
 	}
+	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->efd < 0 || w->epfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->ifd, &ev) < 0 ||
+	    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->efd, &ev) < 0) {
+		r = -errno;
+		goto fail;
+	}
 	r = scan(w, "", 0, flags & SVCFS_WATCH_EXISTING, false);
 	if (r < 0)
 		goto fail;
+	sync_pending(w);
 	*ret_watch = w;
 	return 0;
 fail:
@@ -553,7 +588,7 @@ fail:
 
 int svcfs_watch_fd(const svcfs_watch *w)
 {
-	return w ? w->ifd : -EINVAL;
+	return w ? w->epfd : -EINVAL;
 }
 
 int svcfs_watch_next(svcfs_watch *w, struct svcfs_event *ret_event)
@@ -569,6 +604,7 @@ int svcfs_watch_next(svcfs_watch *w, struct svcfs_event *ret_event)
 	if (w->head == w->tail) {
 		w->head = w->tail = 0;
 		r = pump(w);
+		sync_pending(w);
 		if (r < 0)
 			return r;
 		if (w->head == w->tail)
@@ -580,6 +616,7 @@ int svcfs_watch_next(svcfs_watch *w, struct svcfs_event *ret_event)
 	w->cur = e.name;
 	ret_event->type = e.type;
 	ret_event->name = e.name;
+	sync_pending(w);
 	return 1;
 }
 
@@ -607,6 +644,10 @@ svcfs_watch *svcfs_watch_free(svcfs_watch *w)
 	free(w->buf);
 	if (w->ifd >= 0)
 		close(w->ifd);
+	if (w->efd >= 0)
+		close(w->efd);
+	if (w->epfd >= 0)
+		close(w->epfd);
 	free(w);
 	return NULL;
 }
