@@ -24,11 +24,15 @@ static const char *env_nonempty(const char *var)
 /*
  * /tmp/svcfs-UID: shared /tmp, so the directory must be ours alone. Made
  * 0700 if we create it; refused if it is a symlink, not a directory, owned
- * by someone else or open to others.
+ * by someone else or open to others. O_PATH: looking needs no permission
+ * on the directory itself, so another user's private directory is refused
+ * as not ours (not EACCES), and ours is fixed even if the umask left us no
+ * access to it.
  */
 static int private_tmp_dir(const char *path)
 {
 	struct stat st;
+	char proc[32];
 	bool created = false;
 	int fd, r = 0;
 
@@ -36,14 +40,15 @@ static int private_tmp_dir(const char *path)
 		created = true;
 	else if (errno != EEXIST)
 		return -errno;
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd); /* fchmod() refuses O_PATH */
 	if (fstat(fd, &st) < 0)
 		r = -errno;
 	else if (st.st_uid != geteuid())
 		r = -EPERM;
-	else if (created && fchmod(fd, 0700) < 0) /* the umask may have taken bits */
+	else if (created && chmod(proc, 0700) < 0) /* the umask may have taken bits */
 		r = -errno;
 	else if (!created && (st.st_mode & 077))
 		r = -EPERM;

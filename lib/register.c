@@ -34,6 +34,7 @@
 #include "private.h"
 
 #define LOCK_RETRIES 16 /* lock file replaced under us this many times: give up */
+#define TEMP_TRIES   32 /* random temp names taken by others this many times: give up */
 
 struct svcfs_service {
 	int dirfd;  /* the directory holding NAME.* */
@@ -128,29 +129,52 @@ static int sockaddr_at(int dirfd, const char *absdir, const char *name, struct s
 static int socket_live(int dirfd, const char *name)
 {
 	static const int types[] = {SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM};
-	struct sockaddr_un a;
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	socklen_t alen;
-	int r;
+	int pathfd = -1, r;
 
 	r = sockaddr_at(dirfd, NULL, name, &a, &alen);
+	if (r == -ENAMETOOLONG) {
+		/* too long even below /proc/self/fd/DIRFD: through an fd on the file itself */
+		int n;
+
+		pathfd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (pathfd < 0)
+			return -errno;
+		n = snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d", pathfd);
+		alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
+		r = 0;
+	}
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
-		if (fd < 0)
-			return -errno;
+		if (fd < 0) {
+			r = -errno;
+			goto out;
+		}
 		r = connect(fd, (struct sockaddr *)&a, alen);
 		r = r == 0 ? 0 : errno;
 		close(fd);
-		if (r == 0 || r == EAGAIN || r == EINPROGRESS)
-			return 1; /* accepted, or listening with a full queue */
-		if (r == ECONNREFUSED)
-			return 0;
-		if (r != EPROTOTYPE)
-			return -r;
+		if (r == 0 || r == EAGAIN || r == EINPROGRESS) {
+			r = 1; /* accepted, or listening with a full queue */
+			goto out;
+		}
+		if (r == ECONNREFUSED) {
+			r = 0;
+			goto out;
+		}
+		if (r != EPROTOTYPE) {
+			r = -r;
+			goto out;
+		}
 	}
-	return 0;
+	r = 0;
+out:
+	if (pathfd >= 0)
+		close(pathfd);
+	return r;
 }
 
 /* Clear NAME.sock for us: absent, or a dead socket (removed). */
@@ -206,18 +230,28 @@ static int sidecar_text(const json_object *meta, char **ret_text, size_t *ret_le
 	return 0;
 }
 
+/*
+ * A hidden temp name ".svcfs-XXXXXXXX.SUFFIX", random: another process or
+ * thread making one in the same directory at the same time picks another
+ * (callers retry, TEMP_TRIES times, on the rare collision).
+ */
+static void temp_name(char *buf, size_t size, const char *suffix, int attempt)
+{
+	unsigned long rnd = 0;
+
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) < 0)
+		rnd = (unsigned long)svcfs_now_ms() * 2654435761u + (unsigned long)attempt;
+	snprintf(buf, size, ".svcfs-%08lx.%s", rnd & 0xffffffffUL, suffix);
+}
+
 /* Write TEXT to NAME below DIRFD with MODE, atomically (hidden temp + rename). */
 static int write_atomic(int dirfd, const char *name, const char *text, size_t len, mode_t mode)
 {
 	char tmp[32];
 	int fd = -1, r = 0;
 
-	for (int i = 0; i < 32 && fd < 0; i++) {
-		unsigned long rnd = 0;
-
-		if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) < 0)
-			rnd = (unsigned long)svcfs_now_ms() * 2654435761u + (unsigned long)i;
-		snprintf(tmp, sizeof(tmp), ".svcfs-%08lx.tmp", rnd & 0xffffffffUL);
+	for (int i = 0; i < TEMP_TRIES && fd < 0; i++) {
+		temp_name(tmp, sizeof(tmp), "tmp", i);
 		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 		if (fd < 0 && errno != EEXIST)
 			return -errno;
@@ -352,15 +386,23 @@ static int bind_socket(svcfs_service *s, const char *absdir, const char *sock)
 		return -errno;
 	r = sockaddr_at(s->dirfd, absdir, sock, &a, &alen);
 	if (r == -ENAMETOOLONG) {
-		/* a name too long for any sun_path: bind a short one, then rename it */
-		unsigned long rnd = (unsigned long)getpid() ^ (unsigned long)svcfs_now_ms();
-		snprintf(tmp, sizeof(tmp), ".svcfs-%08lx.sock", rnd & 0xffffffffUL);
-		r = sockaddr_at(s->dirfd, absdir, tmp, &a, &alen);
+		/* a name too long for any sun_path: bind a random short one, then rename it */
+		for (int i = 0; i < TEMP_TRIES; i++) {
+			temp_name(tmp, sizeof(tmp), "sock", i);
+			r = sockaddr_at(s->dirfd, absdir, tmp, &a, &alen);
+			if (r < 0)
+				return r;
+			if (bind(s->fd, (struct sockaddr *)&a, alen) == 0)
+				break;
+			if (errno != EADDRINUSE)
+				return -errno;
+			r = -EEXIST; /* someone else's temp name: try another */
+		}
+	} else if (r == 0 && bind(s->fd, (struct sockaddr *)&a, alen) < 0) {
+		r = -errno;
 	}
 	if (r < 0)
 		return r;
-	if (bind(s->fd, (struct sockaddr *)&a, alen) < 0)
-		return -errno;
 	if (tmp[0] && renameat(s->dirfd, tmp, s->dirfd, sock) < 0) {
 		r = -errno;
 		unlinkat(s->dirfd, tmp, 0);
