@@ -427,15 +427,13 @@ static int on_mount_event(svcfs_watch *w, struct wdir *x, const struct inotify_e
 	if (!rel)
 		return -ENOMEM;
 	if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
-		r = mount_dir_seen(w, rel, x->depth, true, false);
 		/*
-		 * Gone before we could look: it lived a moment. A group is never
-		 * that short-lived; a service that crashed at once is, and its
-		 * IN_DELETE follows: report both.
+		 * A directory gone before we could look may have been a service or
+		 * a group (any group is, to a watch read late): nothing tells
+		 * which, so nothing is reported, as for a socket gone from a
+		 * backing directory. The watch reports what it saw.
 		 */
-		if (r == 0 && !known_find(w, rel) && mount_classify(w, rel) == -ENOENT &&
-		    svcfs_name_path_check(rel, NULL) == 0)
-			r = saw_service(w, rel, false, true);
+		r = mount_dir_seen(w, rel, x->depth, true, false);
 	} else if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
 		r = lost(w, rel, true);
 	}

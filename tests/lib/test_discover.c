@@ -932,6 +932,38 @@ Test(list, sorted_complete_mount_equals_backing)
 	}
 }
 
+Test(list, eight_groups_deep_and_no_deeper)
+{
+	const char *deep8 = "1/2/3/4/5/6/7/8/svc";
+	svcfs_service *s = reg(deep8, NULL);
+	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_info **v = NULL, *i;
+	size_t n = 0;
+	int r;
+	bool ok;
+
+	/* a ninth group is out of svcfs's reach: not listed, not a valid name */
+	r = mkdir(h_b("1/2/3/4/5/6/7/8/9"), 0755);
+	cr_assert_eq(r, 0);
+	h_service("1/2/3/4/5/6/7/8/9/too-deep.sock");
+	ok = wait_found(m, deep8);
+	cr_assert(ok, "%s did not appear on the mount", deep8);
+	for (int k = 0; k < 2; k++) {
+		svcfs_dir *d = k ? b : m;
+		r = svcfs_list(d, &v, &n);
+		cr_assert_eq(r, 0);
+		cr_assert_eq(n, 1, "%zu services listed in %s", n, svcfs_dir_path(d));
+		cr_assert_str_eq(svcfs_info_name(v[0]), deep8);
+		svcfs_list_free(v, n);
+		i = lookup_ok(d, deep8);
+		svcfs_info_free(i);
+		assert_lookup_err(d, "1/2/3/4/5/6/7/8/9/too-deep", -EINVAL);
+	}
+	svcfs_close(m);
+	svcfs_close(b);
+	svcfs_unregister(s);
+}
+
 Test(list, dead_service_absent_on_mount_present_in_backing)
 {
 	svcfs_service *live = reg("live", NULL);
