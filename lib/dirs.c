@@ -136,11 +136,18 @@ int svcfs_open_parent(int basefd, const char *name, bool create, int *ret_fd, co
 		comp[len] = '\0';
 		next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0 && errno == ENOENT && create) {
-			if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
+			bool made = mkdirat(fd, comp, 0755) == 0;
+			struct stat st;
+
+			if (!made && errno != EEXIST) {
 				r = -errno;
 				goto fail;
 			}
 			next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			/* the umask may narrow a new group, but its owner must be able to use it */
+			if (made && next >= 0 && fstat(next, &st) == 0 &&
+			    (st.st_mode & 0700) != 0700)
+				fchmod(next, (st.st_mode & 07777) | 0700);
 		}
 		if (next < 0) {
 			r = errno == ELOOP ? -ENOTDIR : -errno;

@@ -66,10 +66,17 @@ static int take_lock(int dirfd, const char *stem, int *ret_fd)
 		char pid[32];
 		int fd, n;
 
-		fd = openat(dirfd, lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-		            0600);
+		/* created here: exactly 0600, whatever the umask (we must open it again) */
+		fd = openat(dirfd, lock, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 && fchmod(fd, 0600) < 0) {
+			int r = -errno;
+			close(fd);
+			return r;
+		}
+		if (fd < 0 && errno == EEXIST)
+			fd = openat(dirfd, lock, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (fd < 0)
-			return errno == ELOOP ? -EEXIST : -errno;
+			return errno == ELOOP ? -EEXIST : errno == ENOENT ? -EAGAIN : -errno;
 		if (fstat(fd, &held) < 0) {
 			int r = -errno;
 			close(fd);
