@@ -144,6 +144,30 @@ static bool wait_list_count(svcfs_dir *d, size_t n)
 	return h_wait_until(list_has_n, &c, H_TIMEOUT_MS);
 }
 
+struct state_ctx {
+	svcfs_dir *d;
+	const char *name, *state;
+};
+
+static bool has_state(void *arg)
+{
+	struct state_ctx *c = arg;
+	svcfs_info *i = NULL;
+	bool ok =
+	    svcfs_lookup(c->d, c->name, &i) == 0 && strcmp(svcfs_info_state(i), c->state) == 0;
+
+	svcfs_info_free(i);
+	return ok;
+}
+
+/* NAME's state is STATE, within a bound long enough for a few probe intervals. */
+static bool wait_state(svcfs_dir *d, const char *name, const char *state)
+{
+	struct state_ctx c = {d, name, state};
+
+	return h_wait_until(has_state, &c, 2 * H_TIMEOUT_MS);
+}
+
 static svcfs_info *lookup_ok(svcfs_dir *d, const char *name)
 {
 	svcfs_info *i = NULL;
@@ -228,13 +252,13 @@ static int sock_type(int fd)
 static void assert_exchange(svcfs_dir *d, const char *name, svcfs_service *s, int type)
 {
 	char buf[64];
-	int fd, c = -1;
+	int fd, c = -1, got;
 	ssize_t n;
 
 	fd = svcfs_connect(d, name, H_TIMEOUT_MS, 0);
 	cr_assert_geq(fd, 0, "connect %s in %s: %s", name, svcfs_dir_path(d), strerror(-fd));
-	cr_assert_eq(sock_type(fd), type, "connected socket of type %d, want %d", sock_type(fd),
-	             type);
+	got = sock_type(fd);
+	cr_assert_eq(got, type, "connected socket of type %d, want %d", got, type);
 	n = send(fd, "ping", 4, MSG_NOSIGNAL);
 	cr_assert_eq(n, 4, "send: %s", strerror(errno));
 	if (type == SOCK_DGRAM) {
@@ -392,7 +416,8 @@ Test(open, path_is_absolute)
 	svcfs_close(m);
 	svcfs_close(b);
 	svcfs_close(l);
-	cr_assert_null(svcfs_close(NULL));
+	l = svcfs_close(NULL);
+	cr_assert_null(l);
 }
 
 Test(open, group_directory_of_the_mount)
@@ -1174,6 +1199,18 @@ Test(connect, wait_times_out_when_nothing_comes)
 	svcfs_close(b);
 }
 
+/* Accept (and close) every connection queued on listening socket SFD. */
+static void accept_all(int sfd)
+{
+	for (int k = 0; k < 64; k++) {
+		struct pollfd p = {.fd = sfd, .events = POLLIN};
+		int c = poll(&p, 1, 0) == 1 ? accept4(sfd, NULL, NULL, SOCK_CLOEXEC) : -1;
+		if (c < 0)
+			break;
+		close(c);
+	}
+}
+
 struct full_ctx {
 	char dir[PATH_MAX];
 	int timeout_ms;
@@ -1240,20 +1277,19 @@ Test(connect, full_accept_queue_times_out)
 	assert_full_times_out(H.backing, 0, 0);
 	assert_full_times_out(H.mnt, 0, SVCFS_CONNECT_NONBLOCK);
 	assert_full_times_out(H.mnt, 300, SVCFS_CONNECT_WAIT);
+	ok = wait_state(m, "full", "busy");
+	cr_assert(ok, "a service with a full accept queue is not busy on the mount");
 
 	/* control: once the queue drains, the same connect succeeds */
 	for (int k = 0; k < nfill; k++)
 		close(fill[k]);
-	for (int k = 0; k < 64; k++) {
-		struct pollfd p = {.fd = svcfs_service_fd(s), .events = POLLIN};
-		int c = poll(&p, 1, 0) == 1 ? accept4(p.fd, NULL, NULL, SOCK_CLOEXEC) : -1;
-		if (c < 0)
-			break;
-		close(c);
-	}
+	accept_all(svcfs_service_fd(s));
 	fd = svcfs_connect(m, "full", H_TIMEOUT_MS, 0);
 	cr_assert_geq(fd, 0, "connect after the queue drained: %s", strerror(-fd));
 	close(fd);
+	accept_all(svcfs_service_fd(s));
+	ok = wait_state(m, "full", "alive");
+	cr_assert(ok, "busy stays after the queue drained");
 	svcfs_close(m);
 	svcfs_close(b);
 	svcfs_unregister(s);
