@@ -471,10 +471,20 @@ Test(open, group_directory_of_the_mount)
 		svcfs_unregister(s[k]);
 }
 
+/* As another user: svcfs_open of a directory that user cannot read (an errno, 0 if it opened). */
+static int open_as_other(const void *arg)
+{
+	svcfs_dir *d = NULL;
+	int r = svcfs_open(arg, &d);
+
+	svcfs_close(d);
+	return r < 0 ? -r : 0;
+}
+
 Test(open, errors)
 {
 	svcfs_dir *sentinel = (svcfs_dir *)&sentinel, *d = sentinel;
-	int r_missing, r_file, r_null, fd;
+	int r_missing, r_file, r_null, fd, r;
 
 	fd = open(h_r("file"), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	cr_assert_geq(fd, 0);
@@ -488,6 +498,12 @@ Test(open, errors)
 	cr_assert_eq(d, sentinel, "ret_dir written on failure");
 	r_null = svcfs_open(H.mnt, NULL);
 	cr_assert_eq(r_null, -EINVAL);
+	r = mkdir(h_r("private"), 0700);
+	cr_assert_eq(r, 0);
+	r = h_as_user(65534, 65534, 0, open_as_other, h_r("private"));
+	cr_assert_eq(r, EACCES, "another user opening a 0700 dir: %d", r);
+	r = h_as_user(65534, 65534, 0, open_as_other, H.backing);
+	cr_assert_eq(r, 0, "another user opening a 0755 dir: %d", r);
 }
 
 Test(open, null_path_uses_svcfs_mount)

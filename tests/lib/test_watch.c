@@ -267,8 +267,8 @@ static void replay_free(struct replay *r)
 }
 
 /*
- * Does the set LOG leaves equal svcfs_list(D)? "" if so, else what
- * differs (in WHY). Also fails on an event out of order.
+ * True if the set LOG leaves equals svcfs_list(D); else WHY says what
+ * differs. Fails the test on an event out of order.
  */
 static bool log_matches_list(const struct evlog *l, svcfs_dir *d, char *why, size_t size)
 {
