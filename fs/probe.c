@@ -287,10 +287,15 @@ bool probe_sock_alive(const struct probe_sock *s)
 	return s->state == PROBE_STATE_LISTEN;
 }
 
+/*
+ * Full the way the kernel decides it: a connect is refused once the queue
+ * holds more than the backlog (unix_recvq_full: qlen > max_ack_backlog), so
+ * a listener with backlog N takes N + 1 pending clients. For a listener,
+ * unix_diag's rqueue is that queue length and wqueue the backlog.
+ */
 bool probe_sock_busy(const struct probe_sock *s)
 {
-	return s->type != SOCK_DGRAM && s->state == PROBE_STATE_LISTEN && s->rq > 0 &&
-	       s->rq >= s->wq;
+	return s->type != SOCK_DGRAM && s->state == PROBE_STATE_LISTEN && s->rq > s->wq;
 }
 
 int probe_connect_at(int dirfd, const char *file, int type)

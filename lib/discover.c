@@ -540,7 +540,7 @@ static int backing_lookup(svcfs_dir *d, const char *name, svcfs_info **ret)
 
 int svcfs_lookup(svcfs_dir *d, const char *name, svcfs_info **ret_info)
 {
-	if (!d || !ret_info || svcfs_name_path_check(name, NULL) < 0)
+	if (!d || !ret_info || svcfs_name_path_check(name, false, NULL) < 0)
 		return -EINVAL;
 	return d->mount ? mount_lookup(d, name, ret_info) : backing_lookup(d, name, ret_info);
 }
@@ -900,7 +900,7 @@ int svcfs_connect(svcfs_dir *d, const char *name, int timeout_ms, unsigned flags
 	int64_t deadline = svcfs_deadline(timeout_ms);
 	int r;
 
-	if (!d || svcfs_name_path_check(name, NULL) < 0 ||
+	if (!d || svcfs_name_path_check(name, false, NULL) < 0 ||
 	    (flags & ~(SVCFS_CONNECT_WAIT | SVCFS_CONNECT_NONBLOCK)))
 		return -EINVAL;
 	for (;;) {
@@ -965,7 +965,7 @@ int svcfs_wait(svcfs_dir *d, const char *name, int timeout_ms, svcfs_info **ret_
 	svcfs_info *i = NULL;
 	int ifd = -1, r;
 
-	if (!d || svcfs_name_path_check(name, NULL) < 0)
+	if (!d || svcfs_name_path_check(name, false, NULL) < 0)
 		return -EINVAL;
 	for (;;) {
 		char drain[4096];

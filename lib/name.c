@@ -99,7 +99,7 @@ void svcfs_name_tokens(const char *name, struct svcfs_tokens *ret)
 	*ret = t;
 }
 
-int svcfs_name_path_check(const char *name, size_t *ret_ncomp)
+int svcfs_name_path_check(const char *name, bool strict, size_t *ret_ncomp)
 {
 	size_t ncomp = 0;
 
@@ -109,7 +109,8 @@ int svcfs_name_path_check(const char *name, size_t *ret_ncomp)
 		const char *slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
 
-		if (!svcfs_name_safe_key(p, len))
+		if (strict ? !svcfs_name_safe_key(p, len)
+		           : len == 0 || len > SVCFS_NAME_MAX || p[0] == '.')
 			return -EINVAL;
 		if (++ncomp > SVCFS_GROUP_DEPTH_MAX + 1)
 			return -EINVAL;

@@ -467,7 +467,7 @@ int svcfs_register(const char *name, const struct svcfs_register_opts *opts,
 
 	if (!opts)
 		opts = &defaults;
-	if (!ret_service || svcfs_name_path_check(name, NULL) < 0)
+	if (!ret_service || svcfs_name_path_check(name, true, NULL) < 0)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)

@@ -47,11 +47,14 @@ bool svcfs_name_safe_key(const char *key, size_t len);
 
 /*
  * Check a service name as the library's API takes it: "NAME" or
- * "GROUP/.../NAME", each component a safe key (above), at most
- * SVCFS_GROUP_DEPTH_MAX groups. Returns 0 (and the number of components in
- * *ret_ncomp, which may be NULL) or -EINVAL.
+ * "GROUP/.../NAME", at most SVCFS_GROUP_DEPTH_MAX groups, each component
+ * 1-255 bytes without '/' and not hidden. STRICT (names a service is
+ * registered under) also refuses control characters, as for safe keys
+ * (above); without it any name svcfs shows is taken (a socket file may be
+ * called "a\nb"), so that every listed name can be looked up. Returns 0 (and
+ * the number of components in *ret_ncomp, which may be NULL) or -EINVAL.
  */
-int svcfs_name_path_check(const char *name, size_t *ret_ncomp);
+int svcfs_name_path_check(const char *name, bool strict, size_t *ret_ncomp);
 
 /*
  * The socket file of service NAME in backing directory DIRFD (SPEC §2):

@@ -24,9 +24,10 @@
  *
  * Names: a service is named by its path below the directory without the
  * ".sock" suffix: "web", or "workers/w1" for service w1 in group workers.
- * Each component is 1-255 bytes, contains no '/', NUL or control
- * character, does not start with '.'; at most 8 groups deep. Bad names
- * give -EINVAL.
+ * Each component is 1-255 bytes, contains no '/' or NUL, does not start
+ * with '.'; at most 8 groups deep. svcfs_register() also refuses control
+ * characters; the client calls take any name svcfs shows (a socket file
+ * may be called "a\nb"). Bad names give -EINVAL.
  *
  * Metadata is a json-c object (link with json-c; pkg-config svcfs does).
  */

@@ -293,7 +293,7 @@ static int backing_evaluate(svcfs_watch *w, const char *rel, const char *stem, b
 
 	if (!name)
 		return -ENOMEM;
-	if (svcfs_name_path_check(name, NULL) < 0)
+	if (svcfs_name_path_check(name, false, NULL) < 0)
 		goto out; /* not a name svcfs shows (a control character, say) */
 	if (backing_present(w, rel, stem))
 		r = saw_service(w, name, changed, emit);

@@ -181,7 +181,7 @@ Test(name, tokens_first_valid_wins)
 
 static int path_check(const char *name, size_t *ncomp)
 {
-	return svcfs_name_path_check(name, ncomp);
+	return svcfs_name_path_check(name, true, ncomp);
 }
 
 Test(name, path_check_accepts)
@@ -228,6 +228,23 @@ Test(name, path_check_refuses)
 	toolong[sizeof(toolong) - 1] = '\0';
 	r = path_check(toolong, NULL);
 	cr_assert_eq(r, -EINVAL);
+}
+
+/* Not strict (looking up what svcfs shows): control characters pass, nothing else more. */
+Test(name, path_check_lenient)
+{
+	static const char *const bad[] = {
+	    "", "/web", "web/", "a//b", ".hidden", "g/.x", "..", "../x", "a/b/c/d/e/f/g/h/i/name"};
+	int r;
+
+	r = svcfs_name_path_check("new\nline", false, NULL);
+	cr_assert_eq(r, 0);
+	r = svcfs_name_path_check("g/tab\there\x7f", false, NULL);
+	cr_assert_eq(r, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = svcfs_name_path_check(bad[i], false, NULL);
+		cr_assert_eq(r, -EINVAL, "\"%s\" accepted", bad[i]);
+	}
 }
 
 /* ---- which file is service NAME's socket (shared by daemon and library) ---- */
