@@ -21,6 +21,7 @@
 #include "locks.h"
 #include "options.h"
 #include "probe.h"
+#include "stats.h"
 #include "view.h"
 
 /* What an epoll event's data.ptr points at (beyond the fixed tags). */
@@ -29,46 +30,46 @@ struct evsrc {
 	enum evsrc_kind kind;
 };
 
-
 struct tdir;
 struct tsvc;
 struct pwatch;
 
 struct engine {
 	struct svcfs_options opt;
-	char *backing;	  /* absolute path of BACKING */
+	char *backing; /* absolute path of BACKING */
 	struct view *view;
 	struct probe *probe;
-	struct tdir *root; /* NULL while BACKING is gone */
+	struct tdir *root;  /* NULL while BACKING is gone */
 	struct tdir *by_wd; /* watched directories by inotify watch */
-	int inotify_fd;	    /* -1 in poll mode */
+	int inotify_fd;     /* -1 in poll mode */
 	int epoll_fd, interval_fd, retry_fd, poll_fd, stop_fd, wake_fd;
-	bool unwatched;	     /* some directory has no inotify watch: rescan each interval */
-	bool dump_fresh;     /* the probe's table is from this batch */
+	bool unwatched;          /* some directory has no inotify watch: rescan each interval */
+	bool dump_fresh;         /* the probe's table is from this batch */
 	struct tsvc *retry_head; /* services waiting for a quick re-check */
 	struct pwatch *pwatches; /* owner processes watched by pidfd, by pid */
-	struct pwatch *pw_dead;	 /* released watches, freed after each epoll batch */
-	struct hprobe *hp_live;	 /* health probes in flight */
-	struct hprobe *hp_dead;	 /* finished ones, freed after each epoll batch */
+	struct pwatch *pw_dead;  /* released watches, freed after each epoll batch */
+	struct hprobe *hp_live;  /* health probes in flight */
+	struct hprobe *hp_dead;  /* finished ones, freed after each epoll batch */
 	size_t hp_count;
-	struct locks locks;	 /* held locks, from /proc/locks */
-	bool locks_fresh;	 /* read in this batch */
+	struct locks locks; /* held locks, from /proc/locks */
+	bool locks_fresh;   /* read in this batch */
 	size_t nvisible;
 	bool max_logged;
 	bool quiet; /* initial scan: one summary line instead of one per service */
 	pthread_t thread;
 	bool running;
-	atomic_bool done; /* set by the thread as it leaves its loop */
+	atomic_bool done;            /* set by the thread as it leaves its loop */
 	void (*on_start)(void *ctx); /* run first on the engine thread */
 	void *on_start_ctx;
 	void (*on_stop)(void *ctx); /* run on the engine thread after SIGTERM/INT/HUP */
 	void *on_stop_ctx;
 	int signal_fd;
+	struct svcfs_stats stats; /* see stats.h */
 };
 
 /* Open BACKING, scan it and fill the view. Errors are logged. */
 int engine_init(struct engine *e, const char *backing, const struct svcfs_options *opt,
-		struct view *view);
+                struct view *view);
 /* Start following changes in a thread (after any fork). */
 int engine_start(struct engine *e);
 /* Ask the thread to stop; it finishes the poke or batch in hand first. */

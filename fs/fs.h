@@ -10,18 +10,31 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
+#include "stats.h"
 #include "view.h"
+
+/* What `svcfsctl status` shows besides the counters; fixed once mounted. */
+struct svcfs_status_info {
+	const char *backing;     /* absolute */
+	double probe_interval;   /* seconds */
+	double poll;             /* seconds; 0: inotify */
+	bool sock_diag;          /* false: connect probes */
+	struct timespec started; /* CLOCK_REALTIME at mount */
+};
 
 struct svcfs_fs {
 	struct view *view;
 	struct fuse_session *se;
-	const char *mountpoint; /* absolute: pokes go through it */
-	pthread_t loop_thread;	/* runs fuse_session_loop_mt */
-	atomic_bool stop_requested; /* a termination signal ended the loop */
-	bool poking;		/* engine thread only */
-	atomic_bool mounted; /* notify calls only once the kernel is connected */
-	bool no_open, no_opendir; /* set in init, read-only afterwards */
+	const char *mountpoint;          /* absolute: pokes go through it */
+	pthread_t loop_thread;           /* runs fuse_session_loop_mt */
+	atomic_bool stop_requested;      /* a termination signal ended the loop */
+	bool poking;                     /* engine thread only */
+	atomic_bool mounted;             /* notify calls only once the kernel is connected */
+	bool no_open, no_opendir;        /* set in init, read-only afterwards */
+	struct svcfs_stats *stats;       /* the engine's counters (pokes counted here too) */
+	struct svcfs_status_info status; /* set before mounting, read-only afterwards */
 };
 
 extern const struct fuse_lowlevel_ops svcfs_ops;

@@ -265,6 +265,7 @@ connect:
 	 */
 	if (s->busy)
 		return;
+	STATS_INC(&e->stats, connects);
 	r = owner_from_connect(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM, &cred, &pidfd);
 	if (r == -EAGAIN && ++s->owner_tries < OWNER_TRIES)
 		return;
@@ -297,6 +298,7 @@ void table_owner_exited(struct engine *e, struct pwatch *pw)
 
 	if (pw->dead)
 		return;
+	STATS_INC(&e->stats, owner_exits);
 	while (pw->svcs) {
 		struct tsvc *s = pw->svcs;
 		struct probe_sock ps;
@@ -451,6 +453,7 @@ void svc_health_start(struct engine *e, struct tsvc *s)
 	if (!hp)
 		return;
 	hp->src.kind = SRC_HEALTH;
+	STATS_INC(&e->stats, health_checks);
 	if (health_start(&hp->h, s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM,
 	                 s->health_path, e->opt.probe_timeout_ms) < 0) {
 		free(hp);
@@ -652,6 +655,7 @@ void svc_check(struct engine *e, struct tsvc *s)
 		}
 		return;
 	}
+	STATS_INC(&e->stats, connects);
 	r = probe_connect(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM);
 	if ((r == 0 || r == -EAGAIN) && !svc_lock_ok(e, s)) {
 		if (s->vnode)

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -48,6 +50,34 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	if (!cli->extra)
 		cli->extra = strdup(arg);
 	return 0;
+}
+
+/*
+ * Tell a service manager how we are (sd_notify(3)'s protocol, without
+ * libsystemd): one datagram to $NOTIFY_SOCKET, a path or, with a leading
+ * '@', an abstract name. systemd's Type=notify then starts the units that
+ * need the mount only once it is live. Nothing is set: nothing is sent.
+ */
+static void service_manager_notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') ||
+	    (len = strlen(path)) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+		log_debug("NOTIFY_SOCKET %s: %s", path, strerror(errno));
+	close(fd);
 }
 
 static void usage(const char *prog)
@@ -92,7 +122,7 @@ static bool path_within(const char *a, const char *b)
 }
 
 static int check_paths(const char *backing, const char *mountpoint, char *real_backing,
-		       char *real_mnt, struct stat *ret_st)
+                       char *real_mnt, struct stat *ret_st)
 {
 	struct stat st;
 
@@ -118,8 +148,9 @@ static int check_paths(const char *backing, const char *mountpoint, char *real_b
 		return -1;
 	}
 	if (path_within(real_mnt, real_backing) || path_within(real_backing, real_mnt)) {
-		fprintf(stderr, "svcfs: MOUNTPOINT %s: must not be inside BACKING %s or contain it\n",
-			mountpoint, backing);
+		fprintf(stderr,
+		        "svcfs: MOUNTPOINT %s: must not be inside BACKING %s or contain it\n",
+		        mountpoint, backing);
 		return -1;
 	}
 	return 0;
@@ -214,12 +245,13 @@ int main(int argc, char *argv[])
 	}
 	if (!cli.backing || !cli.mountpoint) {
 		fprintf(stderr, "svcfs: %s\nusage: %s [options] BACKING MOUNTPOINT (see --help)\n",
-			cli.backing ? "missing MOUNTPOINT" : "missing BACKING and MOUNTPOINT",
-			argv[0]);
+		        cli.backing ? "missing MOUNTPOINT" : "missing BACKING and MOUNTPOINT",
+		        argv[0]);
 		goto out;
 	}
 	if (cmd.singlethread) {
-		fprintf(stderr, "svcfs: -s is not supported: svcfs needs the multi-threaded loop\n");
+		fprintf(stderr,
+		        "svcfs: -s is not supported: svcfs needs the multi-threaded loop\n");
 		goto out;
 	}
 	ret = EXIT_FAILURE;
@@ -243,6 +275,14 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	view_flush(fs.view); /* nothing is cached yet: the initial scan's events go nowhere */
+	fs.stats = &engine.stats;
+	fs.status = (struct svcfs_status_info){
+	    .backing = engine.backing,
+	    .probe_interval = opt.probe_interval,
+	    .poll = opt.poll,
+	    .sock_diag = probe_has_diag(engine.probe),
+	};
+	clock_gettime(CLOCK_REALTIME, &fs.status.started);
 
 	fs.se = fuse_session_new(&args, &svcfs_ops, sizeof(svcfs_ops), &fs);
 	if (!fs.se) {
@@ -265,7 +305,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	log_info("%s mounted on %s (%zu services)", real_backing, cli.mountpoint,
-		 view_service_count(fs.view));
+	         view_service_count(fs.view));
 
 	loop = fuse_loop_cfg_create();
 	if (!loop)
@@ -274,7 +314,9 @@ int main(int argc, char *argv[])
 	if (cmd.max_idle_threads != UINT_MAX)
 		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 	fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
+	service_manager_notify("READY=1"); /* mounted, served from the next instant */
 	r = fuse_session_loop_mt(fs.se, loop);
+	service_manager_notify("STOPPING=1");
 	/* ended by SIGTERM/SIGINT/SIGHUP (the loop then reports the interruption) or umount */
 	ret = (r == 0 || atomic_load(&fs.stop_requested)) ? 0 : EXIT_FAILURE;
 	if (ret == 0)

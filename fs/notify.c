@@ -95,7 +95,7 @@ void notify_stop(void *ctx)
 
 /* MOUNTPOINT/relative path of INO into BUF (and the file's size). */
 static bool mount_path(struct svcfs_fs *fs, uint64_t ino, char *buf, size_t size,
-		       uint64_t *ret_size)
+                       uint64_t *ret_size)
 {
 	char rel[PATH_MAX];
 
@@ -116,6 +116,8 @@ static bool poke_dir(struct svcfs_fs *fs, uint64_t ino, bool add)
 		log_debug("%s poke of %s: %s", add ? "mkdir" : "rmdir", path, strerror(errno));
 		return false;
 	}
+	if (fs->stats)
+		STATS_INC(fs->stats, events);
 	return true;
 }
 
@@ -125,8 +127,12 @@ static void poke_modify(struct svcfs_fs *fs, uint64_t ino)
 	char path[PATH_MAX];
 	uint64_t size;
 
-	if (mount_path(fs, ino, path, sizeof(path), &size) && truncate(path, (off_t)size) < 0)
+	if (!mount_path(fs, ino, path, sizeof(path), &size))
+		return;
+	if (truncate(path, (off_t)size) < 0)
 		log_debug("truncate poke of %s: %s", path, strerror(errno));
+	else if (fs->stats)
+		STATS_INC(fs->stats, events);
 }
 
 void notify_events(void *ctx, const struct view_event *events, size_t n)
@@ -152,7 +158,7 @@ void notify_events(void *ctx, const struct view_event *events, size_t n)
 			__attribute__((fallthrough)); /* forget it the quiet way */
 		case VIEW_EV_FILE_REMOVED:
 			check(fuse_lowlevel_notify_delete(fs->se, ev->parent, ev->ino, ev->name,
-							  strlen(ev->name)),
+			                                  strlen(ev->name)),
 			      "notify_delete", ev->ino);
 			inval_inode(fs->se, &invalidated, ev->parent);
 			break;

@@ -13,13 +13,21 @@
  * entries that leave) as the engine changes the view.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "fs.h"
+#include "svcfs-internal.h"
 
 /* Entry and attribute timeout: kept correct by notify.c's invalidations. */
 #define SVCFS_TTL 86400.0
+
+/* The root's one xattr: the daemon's state for svcfsctl status. */
+#define STATUS_XATTR "user.svcfs.status"
 
 static struct view *req_view(fuse_req_t req)
 {
@@ -49,10 +57,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void reply_entry(fuse_req_t req, const struct stat *st)
 {
 	struct fuse_entry_param e = {
-		.ino = st->st_ino,
-		.attr = *st,
-		.attr_timeout = SVCFS_TTL,
-		.entry_timeout = SVCFS_TTL,
+	    .ino = st->st_ino,
+	    .attr = *st,
+	    .attr_timeout = SVCFS_TTL,
+	    .entry_timeout = SVCFS_TTL,
 	};
 	fuse_reply_entry(req, &e);
 }
@@ -136,7 +144,7 @@ static void reply_data(void *ctx, const char *data, size_t len)
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+                    struct fuse_file_info *fi)
 {
 	int r;
 
@@ -162,19 +170,19 @@ static bool add_dirent(void *ctx, const char *name, const struct stat *st, uint6
 
 	if (db->plus) {
 		struct fuse_entry_param e = {
-			.ino = st->st_ino,
-			.attr = *st,
-			.attr_timeout = SVCFS_TTL,
-			.entry_timeout = SVCFS_TTL,
+		    .ino = st->st_ino,
+		    .attr = *st,
+		    .attr_timeout = SVCFS_TTL,
+		    .entry_timeout = SVCFS_TTL,
 		};
 		/* "." and ".." are not looked up by the kernel: no reference */
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			e.ino = 0;
 		need = fuse_add_direntry_plus(db->req, db->buf + db->len, db->size - db->len, name,
-					      &e, (off_t)next_off);
+		                              &e, (off_t)next_off);
 	} else {
 		need = fuse_add_direntry(db->req, db->buf + db->len, db->size - db->len, name, st,
-					 (off_t)next_off);
+		                         (off_t)next_off);
 	}
 	if (need > db->size - db->len)
 		return false;
@@ -201,14 +209,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	(void)fi;
 	do_readdir(req, ino, size, off, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
+                           struct fuse_file_info *fi)
 {
 	(void)fi;
 	do_readdir(req, ino, size, off, true);
@@ -232,20 +240,80 @@ static void reply_xattr(void *ctx, const char *data, size_t len)
 		fuse_reply_buf(x->req, data, len);
 }
 
+/*
+ * The daemon's own state, as JSON, in the root's user.svcfs.status (what
+ * `svcfsctl status` reads): made at each request, never cached by the
+ * kernel (xattrs are not).
+ */
+static char *status_json(struct svcfs_fs *fs, size_t *ret_len)
+{
+	const struct svcfs_status_info *si = &fs->status;
+	const struct svcfs_stats *st = fs->stats;
+	struct svcfs_buf b;
+	struct timespec now;
+	char started[32];
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&si->started.tv_sec, &tm);
+	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	svcfs_buf_init(&b);
+	svcfs_buf_addf(&b, "{\"version\":\"%s\",\"pid\":%ld,\"backing\":", SVCFS_VERSION,
+	               (long)getpid());
+	svcfs_buf_add_json_string(&b, si->backing, strlen(si->backing));
+	svcfs_buf_adds(&b, ",\"mountpoint\":");
+	svcfs_buf_add_json_string(&b, fs->mountpoint, strlen(fs->mountpoint));
+	svcfs_buf_addf(&b,
+	               ",\"started\":\"%s\",\"uptime\":%.3f,\"services\":%zu,"
+	               "\"watch\":\"%s\",\"liveness\":\"%s\",\"probe_interval\":%g",
+	               started,
+	               (double)(now.tv_sec - si->started.tv_sec) +
+	                   (now.tv_nsec - si->started.tv_nsec) / 1e9,
+	               view_service_count(fs->view), si->poll > 0 ? "poll" : "inotify",
+	               si->sock_diag ? "sock_diag" : "connect", si->probe_interval);
+	svcfs_buf_addf(&b,
+	               ",\"counters\":{\"appeared\":%" PRIu64 ",\"vanished\":%" PRIu64
+	               ",\"events\":%" PRIu64 ",\"dumps\":%" PRIu64 ",\"queries\":%" PRIu64
+	               ",\"connects\":%" PRIu64 ",\"health_checks\":%" PRIu64
+	               ",\"owner_exits\":%" PRIu64 ",\"rescans\":%" PRIu64 "}}\n",
+	               STATS_GET(st, appeared), STATS_GET(st, vanished), STATS_GET(st, events),
+	               STATS_GET(st, dumps), STATS_GET(st, queries), STATS_GET(st, connects),
+	               STATS_GET(st, health_checks), STATS_GET(st, owner_exits),
+	               STATS_GET(st, rescans));
+	return svcfs_buf_steal(&b, ret_len);
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	struct svcfs_fs *fs = fuse_req_userdata(req);
 	struct xattr_reply x = {req, size};
-	int r = view_getxattr(req_view(req), ino, name, reply_xattr, &x);
+	int r;
 
+	if (ino == FUSE_ROOT_ID && fs->stats && strcmp(name, STATUS_XATTR) == 0) {
+		size_t len;
+		char *text = status_json(fs, &len);
+		if (!text)
+			return (void)fuse_reply_err(req, ENOMEM);
+		reply_xattr(&x, text, len);
+		free(text);
+		return;
+	}
+	r = view_getxattr(req_view(req), ino, name, reply_xattr, &x);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	struct svcfs_fs *fs = fuse_req_userdata(req);
 	struct xattr_reply x = {req, size};
-	int r = view_listxattr(req_view(req), ino, reply_xattr, &x);
+	int r;
 
+	if (ino == FUSE_ROOT_ID && fs->stats) { /* the root has this one only */
+		reply_xattr(&x, STATUS_XATTR, sizeof(STATUS_XATTR));
+		return;
+	}
+	r = view_listxattr(req_view(req), ino, reply_xattr, &x);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 }
@@ -253,10 +321,10 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv = {
-		.f_bsize = 4096,
-		.f_frsize = 4096,
-		.f_files = view_service_count(req_view(req)),
-		.f_namemax = 255,
+	    .f_bsize = 4096,
+	    .f_frsize = 4096,
+	    .f_files = view_service_count(req_view(req)),
+	    .f_namemax = 255,
 	};
 
 	(void)ino;
@@ -265,8 +333,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- everything that would change the view: refused ---- */
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		     dev_t rdev)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	(void)parent, (void)name, (void)mode, (void)rdev;
 	fuse_reply_err(req, EACCES);
@@ -315,7 +382,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		      const char *newname, unsigned int flags)
+                      const char *newname, unsigned int flags)
 {
 	(void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
 	fuse_reply_err(req, EACCES);
@@ -328,7 +395,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	struct stat st;
 	int r;
@@ -344,7 +411,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+                     struct fuse_file_info *fi)
 {
 	(void)buf, (void)size, (void)off, (void)fi;
 	/* root may have written through a shared mapping: drop those pages */
@@ -353,14 +420,14 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
+                      struct fuse_file_info *fi)
 {
 	(void)parent, (void)name, (void)mode, (void)fi;
 	fuse_reply_err(req, EACCES);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
+                        size_t size, int flags)
 {
 	(void)ino, (void)name, (void)value, (void)size, (void)flags;
 	fuse_reply_err(req, EACCES);
@@ -373,38 +440,38 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
-			 struct fuse_file_info *fi)
+                         struct fuse_file_info *fi)
 {
 	(void)ino, (void)mode, (void)offset, (void)length, (void)fi;
 	fuse_reply_err(req, EACCES);
 }
 
 const struct fuse_lowlevel_ops svcfs_ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.readlink = op_readlink,
-	.open = op_open,
-	.opendir = op_opendir,
-	.read = op_read,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.statfs = op_statfs,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.setattr = op_setattr,
-	.write = op_write,
-	.create = op_create,
-	.setxattr = op_setxattr,
-	.removexattr = op_removexattr,
-	.fallocate = op_fallocate,
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .readlink = op_readlink,
+    .open = op_open,
+    .opendir = op_opendir,
+    .read = op_read,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .statfs = op_statfs,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .setattr = op_setattr,
+    .write = op_write,
+    .create = op_create,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
+    .fallocate = op_fallocate,
 };

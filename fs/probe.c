@@ -23,16 +23,18 @@
 #include <unistd.h>
 
 #include "probe.h"
+#include "stats.h"
 
 #define DUMP_BUF_SIZE (64 * 1024)
 
 struct probe {
-	int nl;	      /* NETLINK_SOCK_DIAG socket, -1 without sock_diag */
-	uint32_t seq; /* netlink sequence numbers */
+	int nl;                   /* NETLINK_SOCK_DIAG socket, -1 without sock_diag */
+	uint32_t seq;             /* netlink sequence numbers */
 	struct probe_sock *slots; /* open addressing; vfs_ino == 0 is empty */
-	size_t cap;		  /* power of two */
+	size_t cap;               /* power of two */
 	size_t count;
 	char *buf;
+	struct svcfs_stats *stats; /* may be NULL */
 };
 
 static uint64_t encode_dev(dev_t dev)
@@ -99,12 +101,13 @@ static int table_insert(struct probe *p, const struct probe_sock *s)
 	}
 }
 
-struct probe *probe_new(void)
+struct probe *probe_new(struct svcfs_stats *stats)
 {
 	struct probe *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return NULL;
+	p->stats = stats;
 	p->buf = malloc(DUMP_BUF_SIZE);
 	if (!p->buf || table_reserve(p, 512) < 0)
 		return probe_free(p);
@@ -139,21 +142,21 @@ static int send_request(struct probe *p, uint32_t sock_ino, bool dump)
 		struct nlmsghdr nlh;
 		struct unix_diag_req req;
 	} msg = {
-		.nlh = {.nlmsg_len = sizeof(msg),
-			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			.nlmsg_flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0),
-			.nlmsg_seq = ++p->seq},
-		.req = {.sdiag_family = AF_UNIX,
-			.udiag_states = (1u << PROBE_STATE_LISTEN) | (1u << PROBE_STATE_CLOSE),
-			.udiag_ino = sock_ino,
-			.udiag_show = UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN,
-			.udiag_cookie = {dump ? 0 : ~0u, dump ? 0 : ~0u}},
+	    .nlh = {.nlmsg_len = sizeof(msg),
+	            .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+	            .nlmsg_flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0),
+	            .nlmsg_seq = ++p->seq},
+	    .req = {.sdiag_family = AF_UNIX,
+	            .udiag_states = (1u << PROBE_STATE_LISTEN) | (1u << PROBE_STATE_CLOSE),
+	            .udiag_ino = sock_ino,
+	            .udiag_show = UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN,
+	            .udiag_cookie = {dump ? 0 : ~0u, dump ? 0 : ~0u}},
 	};
 	struct sockaddr_nl nladdr = {.nl_family = AF_NETLINK};
 
 	for (;;) {
-		ssize_t n = sendto(p->nl, &msg, sizeof(msg), 0, (struct sockaddr *)&nladdr,
-				   sizeof(nladdr));
+		ssize_t n =
+		    sendto(p->nl, &msg, sizeof(msg), 0, (struct sockaddr *)&nladdr, sizeof(nladdr));
 		if (n == (ssize_t)sizeof(msg))
 			return 0;
 		if (n < 0 && errno == EINTR)
@@ -176,13 +179,14 @@ static bool decode(const struct nlmsghdr *h, struct probe_sock *ret)
 	s.type = m->udiag_type;
 	s.state = m->udiag_state;
 	for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-		if (a->rta_type == UNIX_DIAG_VFS && (size_t)RTA_PAYLOAD(a) >= sizeof(struct unix_diag_vfs)) {
+		if (a->rta_type == UNIX_DIAG_VFS &&
+		    (size_t)RTA_PAYLOAD(a) >= sizeof(struct unix_diag_vfs)) {
 			const struct unix_diag_vfs *vfs = RTA_DATA(a);
 			s.vfs_ino = vfs->udiag_vfs_ino;
 			s.vfs_dev = vfs->udiag_vfs_dev;
 			has_vfs = s.vfs_ino != 0;
 		} else if (a->rta_type == UNIX_DIAG_RQLEN &&
-			   (size_t)RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
+		           (size_t)RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
 			const struct unix_diag_rqlen *rq = RTA_DATA(a);
 			s.rq = rq->udiag_rqueue;
 			s.wq = rq->udiag_wqueue;
@@ -240,6 +244,8 @@ int probe_dump(struct probe *p)
 		return -EOPNOTSUPP;
 	memset(p->slots, 0, p->cap * sizeof(*p->slots));
 	p->count = 0;
+	if (p->stats)
+		STATS_INC(p->stats, dumps);
 	r = send_request(p, 0, true);
 	if (r < 0)
 		return r;
@@ -268,6 +274,8 @@ int probe_query(struct probe *p, uint32_t sock_ino, struct probe_sock *ret)
 
 	if (p->nl < 0)
 		return -EOPNOTSUPP;
+	if (p->stats)
+		STATS_INC(p->stats, queries);
 	r = send_request(p, sock_ino, false);
 	if (r < 0)
 		return r;

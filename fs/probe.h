@@ -34,7 +34,9 @@ struct probe_sock {
 struct probe;
 
 /* Open the probe. Without sock_diag it still works, in connect-probe mode. */
-struct probe *probe_new(void);
+struct svcfs_stats;
+/* STATS (may be NULL) counts dumps and queries. */
+struct probe *probe_new(struct svcfs_stats *stats);
 struct probe *probe_free(struct probe *p);
 bool probe_has_diag(const struct probe *p);
 

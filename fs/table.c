@@ -137,6 +137,7 @@ void svc_publish(struct engine *e, struct tsvc *s)
 	if (fresh) {
 		int prio = e->quiet ? LOG_DEBUG : LOG_INFO;
 		e->nvisible++;
+		STATS_INC(&e->stats, appeared);
 		if (s->pid)
 			log_msg(prio, "%s: alive (pid %ld)", display(s, name, sizeof(name)),
 			        (long)s->pid);
@@ -161,6 +162,7 @@ void svc_vanish(struct engine *e, struct tsvc *s, const char *why)
 		view_remove(e->view, s->vnode);
 		s->vnode = NULL;
 		e->nvisible--;
+		STATS_INC(&e->stats, vanished);
 		log_msg(e->quiet ? LOG_DEBUG : LOG_INFO, "%s: gone (%s)",
 		        display(s, name, sizeof(name)), why);
 	}
@@ -604,6 +606,7 @@ void table_close_root(struct engine *e)
 
 void table_rescan(struct engine *e)
 {
+	STATS_INC(&e->stats, rescans);
 	if (!e->root)
 		return;
 	if (probe_dump(e->probe) == 0)

@@ -228,7 +228,7 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 	e->opt = *opt;
 	e->view = view;
 	e->backing = strdup(backing);
-	e->probe = probe_new();
+	e->probe = probe_new(&e->stats);
 	if (!e->backing || !e->probe)
 		return -ENOMEM;
 	if (!probe_has_diag(e->probe))
