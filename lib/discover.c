@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "private.h"
@@ -207,6 +208,41 @@ bool svcfs_dir_is_mount(const svcfs_dir *d)
 const char *svcfs_dir_path(const svcfs_dir *d)
 {
 	return d ? d->path : NULL;
+}
+
+#define STATUS_XATTR "user.svcfs.status"
+#define STATUS_MAX   65536
+
+int svcfs_dir_status(svcfs_dir *d, json_object **ret_status)
+{
+	json_object *o;
+	char *buf;
+	ssize_t n;
+
+	if (!d || !ret_status)
+		return -EINVAL;
+	if (!d->mount)
+		return -ENOTSUP;
+	if (d->rootfd < 0)
+		return -ENOTSUP; /* the root is out of reach */
+	buf = malloc(STATUS_MAX + 1);
+	if (!buf)
+		return -ENOMEM;
+	n = fgetxattr(d->rootfd, STATUS_XATTR, buf, STATUS_MAX);
+	if (n < 0) {
+		int r = errno == ENODATA ? -ENOTSUP : -errno; /* an svcfs too old to tell */
+		free(buf);
+		return r;
+	}
+	buf[n] = '\0';
+	o = json_tokener_parse(buf);
+	free(buf);
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return -EIO;
+	}
+	*ret_status = o;
+	return 0;
 }
 
 /* ---- info ---- */

@@ -563,6 +563,11 @@ int svcfs_service_fd(const svcfs_service *s)
 	return s ? s->fd : -EINVAL;
 }
 
+int svcfs_service_lock_fd(const svcfs_service *s)
+{
+	return s ? s->lockfd : -EINVAL;
+}
+
 const char *svcfs_service_path(const svcfs_service *s)
 {
 	return s ? s->path : NULL;

@@ -71,10 +71,11 @@ int svcfs_default_mount(char **ret_path);
 typedef struct svcfs_service svcfs_service;
 
 /* svcfs_register_opts.flags */
-#define SVCFS_REGISTER_NONBLOCK  0x1u /* the socket fd is O_NONBLOCK */
-#define SVCFS_REGISTER_ANY_MODE  0x2u /* allow world-writable modes (0666, 0777) */
-#define SVCFS_REGISTER_NO_LISTEN 0x4u /* stream/seqpacket: bind only; call svcfs_service_listen()  \
-	                               */
+#define SVCFS_REGISTER_NONBLOCK 0x1u /* the socket fd is O_NONBLOCK */
+#define SVCFS_REGISTER_ANY_MODE 0x2u /* allow world-writable modes (0666, 0777) */
+#define SVCFS_REGISTER_NO_LISTEN                                                                   \
+	0x4u /* stream/seqpacket: bind only; call svcfs_service_listen()                           \
+	      */
 
 /* All fields may be left zero for the default. */
 struct svcfs_register_opts {
@@ -113,6 +114,13 @@ int svcfs_register(const char *name, const struct svcfs_register_opts *opts,
 int svcfs_service_fd(const svcfs_service *s);
 /* The absolute path of the socket file. Owned by S. */
 const char *svcfs_service_path(const svcfs_service *s);
+/*
+ * NAME.lock, open and locked: the name is the service's while any process
+ * holds this open file. Close-on-exec like every fd of the library; a
+ * program that execs its server with the socket (svcfsctl register) clears
+ * FD_CLOEXEC on it too, so the server holds the name. Owned by S.
+ */
+int svcfs_service_lock_fd(const svcfs_service *s);
 /* listen(2) after SVCFS_REGISTER_NO_LISTEN: the service appears now. */
 int svcfs_service_listen(svcfs_service *s);
 
@@ -150,6 +158,15 @@ svcfs_dir *svcfs_close(svcfs_dir *d);
 bool svcfs_dir_is_mount(const svcfs_dir *d);
 /* The path D was opened with (absolute). Owned by D. */
 const char *svcfs_dir_path(const svcfs_dir *d);
+/*
+ * The daemon's own state (an svcfs mount only: -ENOTSUP otherwise), a new
+ * json-c object: version, pid, backing, mountpoint, started, uptime,
+ * services (live now), watch ("inotify"|"poll"), liveness
+ * ("sock_diag"|"connect"), probe_interval, and counters since it started
+ * (appeared, vanished, events, dumps, queries, connects, health_checks,
+ * owner_exits, rescans). Read from the mount root's user.svcfs.status.
+ */
+int svcfs_dir_status(svcfs_dir *d, json_object **ret_status);
 
 /*
  * Look NAME up: -ENOENT when it is not there (on a mount: not alive).
@@ -179,7 +196,7 @@ const char *svcfs_info_since(const svcfs_info *info); /* RFC 3339 UTC, "" when n
  * gid, state, since). Borrowed: valid while INFO is; an object, maybe empty.
  */
 json_object *svcfs_info_meta(const svcfs_info *info);
-svcfs_info *svcfs_info_free(svcfs_info *info);        /* NULL-safe; returns NULL */
+svcfs_info *svcfs_info_free(svcfs_info *info); /* NULL-safe; returns NULL */
 
 /* svcfs_connect() flags */
 #define SVCFS_CONNECT_WAIT     0x1u /* wait (within the timeout) for NAME to appear */
