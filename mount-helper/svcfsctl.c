@@ -19,6 +19,9 @@
  * (one more inherited fd, not announced) so the name is CMD's for its life
  * and svcfs knows CMD as the owner without ever connecting to it.
  *
+ * Options may follow the command's arguments (GNU getopt order), except
+ * for register, whose options end at NAME so that CMD keeps its own.
+ *
  * Exit status: 0 done, 1 failed (no such service, timed out, refused...),
  * 2 bad usage. Output that scripts read is one record per line, flushed
  * per line; names are printed with control characters escaped (\n, \xHH)
@@ -209,7 +212,7 @@ static int cmd_ls(int argc, char **argv)
 	svcfs_dir *d;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "+l", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l", opts, NULL)) != -1) {
 		if (c == 'l')
 			lng = true;
 		else if (c == 'j')
@@ -277,7 +280,7 @@ static int cmd_show(int argc, char **argv)
 	char buf[64];
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'j')
 			json = true;
 		else
@@ -332,7 +335,7 @@ static int cmd_watch(int argc, char **argv)
 	svcfs_dir *d;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'j')
 			json = true;
 		else if (c == 'e')
@@ -407,7 +410,7 @@ static int cmd_wait(int argc, char **argv)
 	struct timespec start, now;
 	svcfs_dir *d;
 
-	while ((c = getopt_long(argc, argv, "+t:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
 		if (c == 't' && parse_timeout(optarg, &timeout_ms) == 0)
 			continue;
 		return c == 't' ? usage_error("wait: bad --timeout '%s' (seconds)", optarg)
@@ -533,7 +536,7 @@ static int cmd_connect(int argc, char **argv)
 	unsigned flags = 0;
 	svcfs_dir *d;
 
-	while ((c = getopt_long(argc, argv, "+t:w", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:w", opts, NULL)) != -1) {
 		if (c == 't' && parse_timeout(optarg, &timeout_ms) == 0)
 			continue;
 		if (c == 'w') {
@@ -574,17 +577,23 @@ static int add_meta(json_object *meta, const char *arg, bool is_json)
 	if (!eq || eq == arg)
 		return -EINVAL;
 	if (is_json) {
+		/* the whole text, its NUL included so that a number ends, must be one value */
+		size_t len = strlen(eq + 1);
 		json_tokener *tok = json_tokener_new();
-		v = tok ? json_tokener_parse_ex(tok, eq + 1, (int)strlen(eq + 1)) : NULL;
-		if (!tok || json_tokener_get_error(tok) != json_tokener_success ||
-		    json_tokener_get_parse_end(tok) != strlen(eq + 1)) {
-			json_object_put(v);
-			v = NULL;
-		}
-		if (tok)
+		enum json_tokener_error err = json_tokener_error_parse_eof;
+
+		v = NULL;
+		if (tok) {
+			v = json_tokener_parse_ex(tok, eq + 1, (int)len + 1);
+			err = json_tokener_get_error(tok);
+			if (err == json_tokener_success && json_tokener_get_parse_end(tok) < len)
+				err = json_tokener_error_parse_unexpected;
 			json_tokener_free(tok);
-		if (!v && strcmp(eq + 1, "null") != 0)
+		}
+		if (err != json_tokener_success) {
+			json_object_put(v);
 			return -EINVAL;
+		}
 	} else {
 		v = json_object_new_string(eq + 1);
 	}
@@ -760,7 +769,7 @@ static int cmd_status(int argc, char **argv)
 	long secs;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'j')
 			json = true;
 		else
