@@ -41,18 +41,21 @@ int main(int argc, char **argv)
 	return strcmp(argv[2], svcfs_version()) != 0;
 }
 C
+# a sanitized build installs a sanitized library: its users are built the same way
+cflags=(-Wall -Werror)
+grep -q '^SVCFS_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null && cflags+=(-fsanitize=address,undefined)
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 version=$(pkg-config --modversion svcfs)
 expect_match "pkg-config version" '^[0-9]+\.[0-9]+\.[0-9]+$' "$version"
 mkdir -p "$work/d"
 # shellcheck disable=SC2046
-if cc -Wall -Werror -o "$work/prog" "$work/prog.c" $(pkg-config --cflags --libs svcfs) 2>"$work/cc.log"; then
+if cc "${cflags[@]}" -o "$work/prog" "$work/prog.c" $(pkg-config --cflags --libs svcfs) 2>"$work/cc.log"; then
 	expect_eq "shared: runs" "$version p unknown" "$(LD_LIBRARY_PATH=$libdir "$work/prog" "$work/d" "$version")"
 else
 	fail "build with pkg-config: $(cat "$work/cc.log")"
 fi
 # shellcheck disable=SC2046
-if cc -Wall -Werror -o "$work/prog-static" "$work/prog.c" $(pkg-config --cflags svcfs) \
+if cc "${cflags[@]}" -o "$work/prog-static" "$work/prog.c" $(pkg-config --cflags svcfs) \
 	"$libdir/libsvcfs.a" $(pkg-config --libs json-c) 2>"$work/cc.log"; then
 	expect_eq "static: no libsvcfs.so needed" "" "$(ldd "$work/prog-static" | grep libsvcfs)"
 	expect_eq "static: runs" "$version p unknown" "$("$work/prog-static" "$work/d" "$version")"
