@@ -140,8 +140,18 @@ static int open_dir(svcfs_dir **ret)
 		} else {
 			fprintf(stderr, "%s: %s: %s\n", prog, dir_arg, strerror(-r));
 		}
+		return r;
 	}
-	return r;
+	/* the default place without svcfs on it: say so rather than list nothing */
+	if (!dir_arg && !svcfs_dir_is_mount(*ret)) {
+		fprintf(
+		    stderr,
+		    "%s: %s: not an svcfs mount (is svcfs running? -d DIR reads any directory)\n",
+		    prog, svcfs_dir_path(*ret));
+		*ret = svcfs_close(*ret);
+		return -ENOTSUP;
+	}
+	return 0;
 }
 
 static void service_error(const char *name, int r)
