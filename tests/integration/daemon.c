@@ -2,7 +2,8 @@
  * daemon — the command line and the mount itself (SPEC §1): bad paths and
  * options give one clear line and a non-zero exit with nothing mounted;
  * SIGTERM/SIGINT unmount and exit 0; mount(8) shows BACKING (its real
- * path) as the source of a fuse.svcfs mount.
+ * path) as the source of a fuse.svcfs mount; the root's user.svcfs.status
+ * tells the daemon's state; READY=1 and STOPPING=1 reach $NOTIFY_SOCKET.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -11,9 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -53,7 +58,7 @@ static char *run_failing(const char *const argv[], int want)
 		cr_assert_neq(WEXITSTATUS(st), 0, "svcfs exited 0 (stderr: %s)", err ? err : "");
 	else
 		cr_assert_eq(WEXITSTATUS(st), want, "exit status %d, expected %d (stderr: %s)",
-			     WEXITSTATUS(st), want, err ? err : "");
+		             WEXITSTATUS(st), want, err ? err : "");
 	cr_assert(!h_mounted(H.mnt, NULL, 0), "something was mounted on %s", H.mnt);
 	cr_assert_not_null(err);
 	return err;
@@ -151,8 +156,8 @@ Test(daemon, bad_option_values)
 		const char *argv[] = {"svcfs", "-f", "-o", bad[i][0], H.backing, H.mnt, NULL};
 		char *err = run_failing(argv, 2);
 		cr_assert_not_null(strstr(err, bad[i][1]),
-				   "-o %s: the message does not name %s:\n%s", bad[i][0], bad[i][1],
-				   err);
+		                   "-o %s: the message does not name %s:\n%s", bad[i][0], bad[i][1],
+		                   err);
 		cr_assert_eq(count_lines(err), 1, "-o %s: expected one line:\n%s", bad[i][0], err);
 		free(err);
 	}
@@ -190,7 +195,7 @@ Test(daemon, backing_without_permission)
 	/* as another user: the check happens before any mount is attempted */
 	st = h_run_daemon_as(23456, 23456, argv, RUN_MS, &err);
 	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 126,
-		  "status %#x (stderr: %s)", st, err ? err : "");
+	          "status %#x (stderr: %s)", st, err ? err : "");
 	cr_assert(!h_mounted(H.mnt, NULL, 0));
 	cr_assert_not_null(err);
 	assert_one_line_naming(err, H.backing, "Permission denied");
@@ -280,7 +285,7 @@ Test(daemon, background_mode_and_umount)
 	h_service("web.sock");
 	st = h_run_daemon(argv, RUN_MS, &err);
 	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		  "without -f: status %#x (stderr: %s)", st, err ? err : "");
+	          "without -f: status %#x (stderr: %s)", st, err ? err : "");
 	free(err);
 	cr_assert(h_mounted(H.mnt, NULL, 0), "not mounted when svcfs returned");
 	bg = find_daemon(H.mnt);
@@ -312,7 +317,7 @@ static void assert_stops_cleanly(int sig)
 	}
 	cr_assert_eq(H.daemon, 0, "svcfs still runs after signal %d", sig);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "signal %d: exit status %#x, expected 0",
-		  sig, st);
+	          sig, st);
 	cr_assert(!h_mounted(H.mnt, NULL, 0), "still mounted after signal %d", sig);
 }
 
@@ -425,4 +430,126 @@ Test(daemon, relative_paths)
 	cr_assert(up);
 	cr_assert_str_eq(source, H.backing, "a relative BACKING is not shown as its real path");
 	h_assert_daemon_alive();
+}
+
+/* ---- the daemon's own state, and readiness for a service manager ---- */
+
+/* The root's user.svcfs.status, parsed; NULL if unreadable. */
+static json_object *status_of(const char *mnt)
+{
+	char buf[65536];
+	ssize_t n = getxattr(mnt, "user.svcfs.status", buf, sizeof(buf) - 1);
+
+	if (n < 0)
+		return NULL;
+	buf[n] = '\0';
+	return json_tokener_parse(buf);
+}
+
+static int64_t status_int(json_object *st, const char *group, const char *key)
+{
+	json_object *g = st, *v = NULL;
+
+	if (group && !json_object_object_get_ex(st, group, &g))
+		return -1;
+	return json_object_object_get_ex(g, key, &v) ? json_object_get_int64(v) : -1;
+}
+
+Test(daemon, status_xattr_on_the_root)
+{
+	json_object *st, *v;
+	char list[256];
+	ssize_t n;
+	pid_t svc;
+
+	h_mount();
+	st = status_of(H.mnt);
+	cr_assert_not_null(st, "no user.svcfs.status on the root: %s", strerror(errno));
+	cr_assert_eq(status_int(st, NULL, "pid"), H.daemon);
+	cr_assert_eq(status_int(st, NULL, "services"), 0);
+	cr_assert(json_object_object_get_ex(st, "backing", &v));
+	cr_assert_str_eq(json_object_get_string(v), H.backing);
+	cr_assert(json_object_object_get_ex(st, "mountpoint", &v));
+	cr_assert_str_eq(json_object_get_string(v), H.mnt);
+	cr_assert(json_object_object_get_ex(st, "liveness", &v));
+	cr_assert_str_eq(json_object_get_string(v), "sock_diag");
+	cr_assert_eq(status_int(st, "counters", "appeared"), 0);
+	json_object_put(st);
+
+	/* made at each request: it follows what happens */
+	svc = h_service("web.sock");
+	cr_assert(h_wait_exists(h_m("web")));
+	h_kill(svc);
+	cr_assert(h_wait_gone(h_m("web")));
+	st = status_of(H.mnt);
+	cr_assert_not_null(st);
+	cr_assert_eq(status_int(st, "counters", "appeared"), 1);
+	cr_assert_eq(status_int(st, "counters", "vanished"), 1);
+	cr_assert_eq(status_int(st, "counters", "owner_exits"), 1, "the SIGKILL was seen by pidfd");
+	cr_assert_geq(status_int(st, "counters", "events"), 2,
+	              "a mkdir and an rmdir poke at least");
+	cr_assert_eq(status_int(st, NULL, "services"), 0);
+	json_object_put(st);
+
+	/* listed on the root only (getfattr -d shows it), absent from a service */
+	n = listxattr(H.mnt, list, sizeof(list));
+	cr_assert(n == (ssize_t)sizeof("user.svcfs.status") &&
+	              memcmp(list, "user.svcfs.status", (size_t)n) == 0,
+	          "root's xattr list: %zd bytes", n);
+	svc = h_service("db.sock");
+	cr_assert(h_wait_exists(h_m("db")));
+	n = getxattr(h_m("db"), "user.svcfs.status", list, sizeof(list));
+	cr_assert_eq(n, -1);
+	cr_assert_eq(errno, ENODATA);
+}
+
+/* A datagram socket standing in for systemd's notify socket. */
+static int notify_listener(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int r;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_lt(strlen(path), sizeof(sa.sun_path), "%s: too long for a socket", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	cr_assert_eq(r, 0, "bind %s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* The next datagram within the bound, as a string ("" if none came). */
+static const char *notify_next(int fd, char *buf, size_t size)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	ssize_t n = 0;
+
+	if (poll(&p, 1, H_TIMEOUT_MS) == 1)
+		n = recv(fd, buf, size - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+Test(daemon, notify_socket_ready_then_stopping)
+{
+	char path[PATH_MAX], buf[64];
+	const char *msg;
+	struct pollfd p;
+	int fd, st;
+
+	snprintf(path, sizeof(path), "%s", h_r("notify"));
+	fd = notify_listener(path);
+	setenv("NOTIFY_SOCKET", path, 1);
+	h_mount(); /* returns once the mount is live */
+	unsetenv("NOTIFY_SOCKET");
+	msg = notify_next(fd, buf, sizeof(buf));
+	cr_assert_str_eq(msg, "READY=1");
+	/* control: nothing more while it runs */
+	p = (struct pollfd){.fd = fd, .events = POLLIN};
+	cr_assert_eq(poll(&p, 1, 200), 0, "a second message while running");
+	st = h_daemon_stop();
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	msg = notify_next(fd, buf, sizeof(buf));
+	cr_assert_str_eq(msg, "STOPPING=1");
+	close(fd);
 }
