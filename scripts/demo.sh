@@ -85,6 +85,11 @@ show getfattr -d -m - "$mnt/web"
 say "$py -c 'connect to $mnt/web/socket'"
 "$py" -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(s.recv(100).decode(), end='')" "$mnt/web/socket"
 show cat "$mnt/.targets.json"
+ctl=$top/build/mount-helper/svcfsctl
+say "svcfsctl -d $mnt ls -l   # the same through libsvcfs"
+"$ctl" -d "$mnt" ls -l
+say "svcfsctl -d $mnt status"
+"$ctl" -d "$mnt" status
 
 say "kill -9 <worker-2>   # a crash: its entry vanishes by itself"
 kill -9 "${pids[2]}"  # worker-2
