@@ -33,6 +33,7 @@
 #include <svcfs.h>
 
 #include "harness.h"
+#include "libtest.h"
 
 #define SHORT_MS 200   /* the bound of calls that must time out */
 #define JOIN_MS  20000 /* a helper child, all its own bounded waits included */
@@ -57,68 +58,6 @@ enum {
 };
 
 /* ---- helpers ---- */
-
-static json_object *parse(const char *text)
-{
-	json_object *o = json_tokener_parse(text);
-
-	cr_assert_not_null(o, "bad JSON in the test: %s", text);
-	return o;
-}
-
-static svcfs_service *reg_opts(const char *dir, const char *name, const char *meta, int type,
-                               int backlog)
-{
-	struct svcfs_register_opts o = {.dir = dir, .type = type, .backlog = backlog};
-	json_object *m = meta ? parse(meta) : NULL;
-	svcfs_service *s = NULL;
-	int r;
-
-	o.meta = m;
-	r = svcfs_register(name, &o, &s);
-	json_object_put(m);
-	cr_assert_eq(r, 0, "svcfs_register %s in %s: %s", name, dir, strerror(-r));
-	return s;
-}
-
-/* Register NAME in BACKING with sidecar META (JSON text, may be NULL). */
-static svcfs_service *reg(const char *name, const char *meta)
-{
-	return reg_opts(H.backing, name, meta, 0, 0);
-}
-
-static svcfs_dir *open_dir(const char *path)
-{
-	svcfs_dir *d = NULL;
-	int r = svcfs_open(path, &d);
-
-	cr_assert_eq(r, 0, "svcfs_open %s: %s", path, strerror(-r));
-	return d;
-}
-
-struct lookup_ctx {
-	svcfs_dir *d;
-	const char *name;
-};
-
-/* NAME is there, and on a mount its owner is known (pid), so every field is final. */
-static bool found(void *arg)
-{
-	struct lookup_ctx *c = arg;
-	svcfs_info *i = NULL;
-	bool ok = svcfs_lookup(c->d, c->name, &i) == 0 &&
-	          (!svcfs_dir_is_mount(c->d) || svcfs_info_pid(i) > 0);
-
-	svcfs_info_free(i);
-	return ok;
-}
-
-static bool wait_found(svcfs_dir *d, const char *name)
-{
-	struct lookup_ctx c = {d, name};
-
-	return h_wait_until(found, &c, H_TIMEOUT_MS);
-}
 
 struct count_ctx {
 	svcfs_dir *d;
@@ -372,7 +311,7 @@ static void assert_child_ok(pid_t pid, const char *what)
 Test(open, detects_the_mount)
 {
 	char tmpl[] = "/dev/shm/svcfs-lib.XXXXXX";
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing), *t = NULL;
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing), *t = NULL;
 	const char *tmp = mkdtemp(tmpl);
 	int r = -1;
 	bool tmpfs_mount = true;
@@ -403,9 +342,9 @@ Test(open, path_is_absolute)
 	cr_assert_eq(r, 0, "symlink: %s", strerror(errno));
 	r = chdir(H.root);
 	cr_assert_eq(r, 0);
-	m = open_dir("m");
-	b = open_dir("./b/../b/");
-	l = open_dir("link");
+	m = lt_open_dir("m");
+	b = lt_open_dir("./b/../b/");
+	l = lt_open_dir("link");
 	r = chdir("/");
 	cr_assert_eq(r, 0);
 	cr_assert_str_eq(svcfs_dir_path(m), H.mnt);
@@ -423,15 +362,16 @@ Test(open, path_is_absolute)
 Test(open, group_directory_of_the_mount)
 {
 	static const char *const want[] = {"a", "b", "sub/c"};
-	svcfs_service *s[] = {reg("top", NULL), reg("grp/b", "{\"k\":1}"), reg("grp/a", NULL),
-	                      reg("grp/sub/c", NULL), reg("other/a", NULL)};
-	svcfs_dir *root = open_dir(H.mnt), *g, *gb;
+	svcfs_service *s[] = {lt_reg("top", NULL), lt_reg("grp/b", "{\"k\":1}"),
+	                      lt_reg("grp/a", NULL), lt_reg("grp/sub/c", NULL),
+	                      lt_reg("other/a", NULL)};
+	svcfs_dir *root = lt_open_dir(H.mnt), *g, *gb;
 	svcfs_info **v = NULL, *i;
 	size_t n = 0;
 	int r, fd;
 
 	cr_assert(wait_list_count(root, 5), "the 5 services did not appear on the mount");
-	g = open_dir(h_m("grp"));
+	g = lt_open_dir(h_m("grp"));
 	cr_assert(svcfs_dir_is_mount(g), "a group directory of the mount is on the mount");
 	cr_assert_str_eq(svcfs_dir_path(g), h_m("grp"));
 	r = svcfs_list(g, &v, &n);
@@ -445,7 +385,7 @@ Test(open, group_directory_of_the_mount)
 	svcfs_list_free(v, n);
 
 	/* the same names in the backing group */
-	gb = open_dir(h_b("grp"));
+	gb = lt_open_dir(h_b("grp"));
 	r = svcfs_list(gb, &v, &n);
 	cr_assert_eq(r, 0);
 	cr_assert_eq(n, 3);
@@ -568,14 +508,14 @@ Test(lookup, on_the_mount_matches_the_view)
 	/* "state" in the sidecar: what svcfs found wins, and the accessor has it */
 	const char *sidecar = "{\"version\":\"1.2.3\",\"port\":8080,\"tags\":[\"a\",\"b\"],"
 	                      "\"nested\":{\"k\":true},\"state\":\"bogus\"}";
-	svcfs_service *web = reg("web", sidecar), *gw = reg("g/w-port7070", NULL);
-	svcfs_dir *d = open_dir(H.mnt);
+	svcfs_service *web = lt_reg("web", sidecar), *gw = lt_reg("g/w-port7070", NULL);
+	svcfs_dir *d = lt_open_dir(H.mnt);
 	json_object *want;
 	svcfs_info *i;
 	char num[32];
 	bool ok;
 
-	ok = wait_found(d, "web") && wait_found(d, "g/w-port7070");
+	ok = lt_wait_found(d, "web") && lt_wait_found(d, "g/w-port7070");
 	cr_assert(ok, "web and g/w-port7070 did not appear with an owner");
 	i = lookup_ok(d, "web");
 	cr_assert_str_eq(svcfs_info_socket(i), h_b("web.sock"));
@@ -587,7 +527,7 @@ Test(lookup, on_the_mount_matches_the_view)
 	cr_assert_str_eq(svcfs_info_state(i), "alive");
 	cr_assert(is_rfc3339(svcfs_info_since(i)), "since '%s'", svcfs_info_since(i));
 	/* the metadata: the sidecar without the keys that have accessors */
-	want = parse(sidecar);
+	want = lt_parse(sidecar);
 	json_object_object_del(want, "state");
 	cr_assert(json_object_equal(want, svcfs_info_meta(i)), "meta %s, want %s",
 	          json_object_to_json_string(svcfs_info_meta(i)), json_object_to_json_string(want));
@@ -610,7 +550,7 @@ Test(lookup, on_the_mount_matches_the_view)
 	i = lookup_ok(d, "g/w-port7070");
 	cr_assert_str_eq(svcfs_info_socket(i), h_b("g/w-port7070.sock"));
 	cr_assert_eq(svcfs_info_pid(i), getpid());
-	want = parse("{\"port\":7070}");
+	want = lt_parse("{\"port\":7070}");
 	cr_assert(json_object_equal(want, svcfs_info_meta(i)), "meta %s",
 	          json_object_to_json_string(svcfs_info_meta(i)));
 	json_object_put(want);
@@ -624,10 +564,10 @@ Test(lookup, on_the_mount_matches_the_view)
 
 Test(lookup, dead_service_is_gone_from_the_mount)
 {
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 	pid_t pid = h_service("dead.sock");
 	svcfs_info *i;
-	bool ok = wait_found(m, "dead");
+	bool ok = lt_wait_found(m, "dead");
 
 	cr_assert(ok, "MNT/dead did not appear");
 	i = lookup_ok(m, "dead");
@@ -647,10 +587,10 @@ Test(lookup, dead_service_is_gone_from_the_mount)
 
 Test(lookup, group_name_is_not_a_service)
 {
-	svcfs_service *s = reg("grp/x", NULL), *deep = reg("a/b/c", NULL);
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_service *s = lt_reg("grp/x", NULL), *deep = lt_reg("a/b/c", NULL);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 	svcfs_info *i;
-	bool ok = wait_found(m, "grp/x") && wait_found(m, "a/b/c");
+	bool ok = lt_wait_found(m, "grp/x") && lt_wait_found(m, "a/b/c");
 
 	cr_assert(ok);
 	assert_lookup_err(m, "grp", -ENOENT);
@@ -676,7 +616,7 @@ Test(lookup, bad_names)
 	char long_comp[300], too_deep[64];
 	const char *bad[] = {"",     "/abs",    "a//b", "..",      "g/.h",  "a/",
 	                     "../x", ".hidden", "g/..", long_comp, too_deep};
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 	svcfs_info *i = NULL;
 	int r;
 
@@ -709,13 +649,13 @@ Test(lookup, bad_names)
 Test(lookup, control_characters_in_names)
 {
 	static const char *const odd = "odd\x01name\nx";
-	svcfs_dir *dirs[2] = {open_dir(H.mnt), open_dir(H.backing)};
+	svcfs_dir *dirs[2] = {lt_open_dir(H.mnt), lt_open_dir(H.backing)};
 	char path[64];
 	bool ok;
 
 	snprintf(path, sizeof(path), "%s.sock", odd);
 	h_service(path);
-	ok = wait_found(dirs[0], odd);
+	ok = lt_wait_found(dirs[0], odd);
 	cr_assert(ok, "a socket named with control characters did not appear on the mount");
 	for (int k = 0; k < 2; k++) {
 		svcfs_info **v = NULL, *i = NULL;
@@ -747,8 +687,8 @@ static void write_file(const char *path, const char *text)
 
 Test(backing, plain_socket_fields)
 {
-	svcfs_service *s = reg("plain", NULL);
-	svcfs_dir *b = open_dir(H.backing);
+	svcfs_service *s = lt_reg("plain", NULL);
+	svcfs_dir *b = lt_open_dir(H.backing);
 	svcfs_info *i = lookup_ok(b, "plain");
 	json_object *empty = json_object_new_object();
 
@@ -779,19 +719,19 @@ static pid_t pid_of(svcfs_dir *d, const char *name)
 Test(backing, pid_from_sidecar_pidfile_or_token)
 {
 	svcfs_service *s[] = {
-	    reg("side-pid777", "{\"pid\":4242}"), /* the sidecar wins over all */
-	    reg("pidf-pid777", NULL),             /* NAME.pid wins over the token */
-	    reg("tok-pid777", NULL),
-	    reg("junk", NULL), /* a PID file that is no number */
-	    reg("g/inner-pid31", NULL),
-	    reg("strpid", "{\"pid\":\"55\"}"), /* not a number: ignored */
+	    lt_reg("side-pid777", "{\"pid\":4242}"), /* the sidecar wins over all */
+	    lt_reg("pidf-pid777", NULL),             /* NAME.pid wins over the token */
+	    lt_reg("tok-pid777", NULL),
+	    lt_reg("junk", NULL), /* a PID file that is no number */
+	    lt_reg("g/inner-pid31", NULL),
+	    lt_reg("strpid", "{\"pid\":\"55\"}"), /* not a number: ignored */
 	};
 	svcfs_dir *b;
 
 	write_file(h_b("side-pid777.pid"), "4343\n");
 	write_file(h_b("pidf-pid777.pid"), "4343\n");
 	write_file(h_b("junk.pid"), "twelve\n");
-	b = open_dir(H.backing);
+	b = lt_open_dir(H.backing);
 	cr_assert_eq(pid_of(b, "side-pid777"), 4242);
 	cr_assert_eq(pid_of(b, "pidf-pid777"), 4343);
 	cr_assert_eq(pid_of(b, "tok-pid777"), 777);
@@ -806,7 +746,7 @@ Test(backing, pid_from_sidecar_pidfile_or_token)
 static void assert_meta(svcfs_dir *d, const char *name, const char *want_text)
 {
 	svcfs_info *i = lookup_ok(d, name);
-	json_object *want = parse(want_text);
+	json_object *want = lt_parse(want_text);
 
 	cr_assert(json_object_equal(svcfs_info_meta(i), want), "%s: meta %s, want %s", name,
 	          json_object_to_json_string(svcfs_info_meta(i)), want_text);
@@ -817,12 +757,12 @@ static void assert_meta(svcfs_dir *d, const char *name, const char *want_text)
 Test(backing, meta_from_sidecar_with_port_token)
 {
 	svcfs_service *s[] = {
-	    reg("worker-pid12345-port8080", "{\"a\":1}"),
-	    reg("x-port9090", "{\"port\":1}"), /* the sidecar's port wins */
-	    reg("y-port7", NULL),
-	    reg("z", "{\"list\":[1,2],\"o\":{\"p\":null}}"),
+	    lt_reg("worker-pid12345-port8080", "{\"a\":1}"),
+	    lt_reg("x-port9090", "{\"port\":1}"), /* the sidecar's port wins */
+	    lt_reg("y-port7", NULL),
+	    lt_reg("z", "{\"list\":[1,2],\"o\":{\"p\":null}}"),
 	};
-	svcfs_dir *b = open_dir(H.backing);
+	svcfs_dir *b = lt_open_dir(H.backing);
 
 	assert_meta(b, "worker-pid12345-port8080", "{\"a\":1,\"port\":8080}");
 	cr_assert_eq(pid_of(b, "worker-pid12345-port8080"), 12345);
@@ -840,7 +780,7 @@ Test(backing, meta_from_sidecar_with_port_token)
 Test(backing, sidecars_of_another_user_are_ignored)
 {
 	const uid_t other = 65534, third = 65533;
-	svcfs_service *mine = reg("mine", "{\"pid\":4242}"), *theirs = reg("theirs", NULL);
+	svcfs_service *mine = lt_reg("mine", "{\"pid\":4242}"), *theirs = lt_reg("theirs", NULL);
 	svcfs_dir *b;
 	int r;
 
@@ -851,7 +791,7 @@ Test(backing, sidecars_of_another_user_are_ignored)
 	cr_assert_eq(r, 0);
 	h_write_atomic_owned(h_b("theirs.pid"), "4343\n", third, third);
 	h_write_atomic_owned(h_b("theirs.json"), "{\"pid\":4444,\"a\":1}", third, third);
-	b = open_dir(H.backing);
+	b = lt_open_dir(H.backing);
 	cr_assert_eq(pid_of(b, "mine"), 4242, "a root-owned sidecar is trusted");
 	cr_assert_eq(pid_of(b, "theirs"), 0, "a PID file of another user than the socket's");
 	assert_meta(b, "theirs", "{}");
@@ -873,7 +813,7 @@ Test(backing, symlinked_sockets)
 
 	r = mkdir(h_r("elsewhere"), 0755);
 	cr_assert_eq(r, 0);
-	real = reg_opts(h_r("elsewhere"), "real", NULL, 0, 0);
+	real = lt_reg_opts(h_r("elsewhere"), "real", NULL, 0, 0);
 	r = symlink(svcfs_service_path(real), h_b("docker.sock"));
 	cr_assert_eq(r, 0);
 	r = symlink(svcfs_service_path(real), h_b("dock2"));
@@ -882,7 +822,7 @@ Test(backing, symlinked_sockets)
 	cr_assert_eq(r, 0);
 	r = symlink(h_r("elsewhere"), h_b("dirlink.sock"));
 	cr_assert_eq(r, 0);
-	b = open_dir(H.backing);
+	b = lt_open_dir(H.backing);
 
 	i = lookup_ok(b, "docker");
 	cr_assert_str_eq(svcfs_info_socket(i), h_b("docker.sock"));
@@ -909,7 +849,7 @@ Test(backing, symlinked_sockets)
 
 Test(backing, non_sockets_are_ignored)
 {
-	svcfs_service *s = reg("real", NULL);
+	svcfs_service *s = lt_reg("real", NULL);
 	svcfs_dir *b;
 	svcfs_info **v = NULL;
 	size_t n = 0;
@@ -926,7 +866,7 @@ Test(backing, non_sockets_are_ignored)
 	r = mkdir(h_b(".hid"), 0755);
 	cr_assert_eq(r, 0);
 	h_service(".hid/inside.sock");
-	b = open_dir(H.backing);
+	b = lt_open_dir(H.backing);
 	assert_lookup_err(b, "fake", -ENOENT);
 	assert_lookup_err(b, "fake.sock", -ENOENT);
 	assert_lookup_err(b, "plainfile", -ENOENT);
@@ -953,7 +893,7 @@ Test(list, sorted_complete_mount_equals_backing)
 {
 	svcfs_service *s[MANY];
 	char *names[MANY];
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 	svcfs_info **vm = NULL, **vb = NULL;
 	size_t nm = 0, nb = 0;
 	int rm, rb;
@@ -973,7 +913,7 @@ Test(list, sorted_complete_mount_equals_backing)
 		snprintf(meta, sizeof(meta), "{\"n\":%d}", k);
 		names[k] = strdup(name);
 		cr_assert_not_null(names[k]);
-		s[k] = reg(name, k % 3 ? meta : NULL);
+		s[k] = lt_reg(name, k % 3 ? meta : NULL);
 	}
 	qsort(names, MANY, sizeof(names[0]), cmp_str);
 	ok = wait_list_count(m, MANY);
@@ -1012,8 +952,8 @@ Test(list, sorted_complete_mount_equals_backing)
 Test(list, eight_groups_deep_and_no_deeper)
 {
 	const char *deep8 = "1/2/3/4/5/6/7/8/svc";
-	svcfs_service *s = reg(deep8, NULL);
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_service *s = lt_reg(deep8, NULL);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 	svcfs_info **v = NULL, *i;
 	size_t n = 0;
 	int r;
@@ -1023,7 +963,7 @@ Test(list, eight_groups_deep_and_no_deeper)
 	r = mkdir(h_b("1/2/3/4/5/6/7/8/9"), 0755);
 	cr_assert_eq(r, 0);
 	h_service("1/2/3/4/5/6/7/8/9/too-deep.sock");
-	ok = wait_found(m, deep8);
+	ok = lt_wait_found(m, deep8);
 	cr_assert(ok, "%s did not appear on the mount", deep8);
 	for (int k = 0; k < 2; k++) {
 		svcfs_dir *d = k ? b : m;
@@ -1043,8 +983,8 @@ Test(list, eight_groups_deep_and_no_deeper)
 
 Test(list, dead_service_absent_on_mount_present_in_backing)
 {
-	svcfs_service *live = reg("live", NULL);
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_service *live = lt_reg("live", NULL);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 	pid_t pid = h_service("dead.sock");
 	svcfs_info **v = NULL;
 	size_t n = 0;
@@ -1085,8 +1025,9 @@ static size_t list_count(svcfs_dir *d)
 
 Test(list, again_on_the_same_handle)
 {
-	svcfs_service *s[] = {reg("one", NULL), reg("two", NULL), reg("g/three", NULL)}, *four;
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_service *s[] = {lt_reg("one", NULL), lt_reg("two", NULL), lt_reg("g/three", NULL)},
+	              *four;
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 	size_t n1, n2, n3;
 	bool ok = wait_list_count(m, 3);
 
@@ -1098,7 +1039,7 @@ Test(list, again_on_the_same_handle)
 		cr_assert_eq(n1, 3, "first list of %s: %zu", svcfs_dir_path(d), n1);
 		cr_assert_eq(n2, 3, "second list of %s: %zu", svcfs_dir_path(d), n2);
 	}
-	four = reg("four", NULL);
+	four = lt_reg("four", NULL);
 	ok = wait_list_count(m, 4);
 	cr_assert(ok, "the mount did not list four");
 	n3 = list_count(b);
@@ -1124,7 +1065,7 @@ static void assert_empty_list(svcfs_dir *d)
 
 Test(list, empty_directory)
 {
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing), *e;
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing), *e;
 	int r;
 
 	assert_empty_list(m);
@@ -1135,7 +1076,7 @@ Test(list, empty_directory)
 	h_write_atomic(h_b("notes.txt"), "x\n");
 	assert_empty_list(b);
 	assert_empty_list(m);
-	e = open_dir(h_b("group"));
+	e = lt_open_dir(h_b("group"));
 	assert_empty_list(e);
 	svcfs_close(e);
 	svcfs_list_free(NULL, 0);
@@ -1150,12 +1091,12 @@ Test(connect, exchanges_data_stream_seqpacket_dgram)
 	static const int types[] = {SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM};
 	static const char *const names[] = {"t-stream", "g/t-seqpacket", "t-dgram"};
 	svcfs_service *s[3];
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 
 	for (size_t k = 0; k < 3; k++)
-		s[k] = reg_opts(H.backing, names[k], NULL, types[k], 0);
+		s[k] = lt_reg_opts(H.backing, names[k], NULL, types[k], 0);
 	for (size_t k = 0; k < 3; k++) {
-		bool ok = wait_found(m, names[k]);
+		bool ok = lt_wait_found(m, names[k]);
 		cr_assert(ok, "%s did not appear", names[k]);
 	}
 	for (size_t k = 0; k < 3; k++) {
@@ -1181,10 +1122,10 @@ static void assert_connect_err(svcfs_dir *d, const char *name, int timeout_ms, u
 
 Test(connect, absent_name_and_bad_arguments)
 {
-	svcfs_service *s = reg("here", NULL);
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_service *s = lt_reg("here", NULL);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 	pid_t pid = h_service("dead.sock");
-	bool ok = wait_found(m, "here") && wait_found(m, "dead");
+	bool ok = lt_wait_found(m, "here") && lt_wait_found(m, "dead");
 
 	cr_assert(ok);
 	h_kill(pid);
@@ -1213,7 +1154,7 @@ Test(connect, absent_name_and_bad_arguments)
 static void connect_waits_in(const char *dirpath, const char *name)
 {
 	struct later l;
-	svcfs_dir *d = open_dir(dirpath);
+	svcfs_dir *d = lt_open_dir(dirpath);
 	pid_t child = spawn_later(&l, H.backing, name, true);
 	char buf[16];
 	ssize_t n;
@@ -1239,7 +1180,7 @@ Test(connect, wait_for_a_later_service)
 
 Test(connect, wait_times_out_when_nothing_comes)
 {
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 
 	assert_connect_err(m, "never", SHORT_MS, SVCFS_CONNECT_WAIT, -ETIMEDOUT);
 	assert_connect_err(b, "never", SHORT_MS, SVCFS_CONNECT_WAIT, -ETIMEDOUT);
@@ -1300,10 +1241,10 @@ static void assert_full_times_out(const char *dir, int timeout_ms, unsigned flag
 
 Test(connect, full_accept_queue_times_out)
 {
-	svcfs_service *s = reg_opts(H.backing, "full", NULL, SOCK_STREAM, 1);
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_service *s = lt_reg_opts(H.backing, "full", NULL, SOCK_STREAM, 1);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 	int fill[64], nfill = 0, fd, last_err = 0;
-	bool ok = wait_found(m, "full");
+	bool ok = lt_wait_found(m, "full");
 
 	cr_assert(ok, "full did not appear");
 	/* fill the queue (svcfs's owner probe may hold a place in it already) */
@@ -1349,9 +1290,9 @@ Test(connect, full_accept_queue_times_out)
 
 Test(connect, nonblock_flag)
 {
-	svcfs_service *s = reg("nb", NULL);
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
-	bool ok = wait_found(m, "nb");
+	svcfs_service *s = lt_reg("nb", NULL);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
+	bool ok = lt_wait_found(m, "nb");
 
 	cr_assert(ok);
 	for (int k = 0; k < 2; k++) {
@@ -1380,7 +1321,7 @@ Test(connect, backing_path_longer_than_sun_path)
 {
 	char longname[251], group[160], longdir[151], deepdir[PATH_MAX];
 	svcfs_service *s1, *s2, *s3;
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing), *dd;
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing), *dd;
 	bool ok;
 	int r;
 
@@ -1391,8 +1332,8 @@ Test(connect, backing_path_longer_than_sun_path)
 	/* a short name in a group whose path is long */
 	memset(group, 'g', 120);
 	snprintf(group + 120, sizeof(group) - 120, "/short");
-	s1 = reg(longname, NULL);
-	s2 = reg(group, NULL);
+	s1 = lt_reg(longname, NULL);
+	s2 = lt_reg(group, NULL);
 	cr_assert_gt(strlen(svcfs_service_path(s1)), 108);
 	cr_assert_gt(strlen(svcfs_service_path(s2)), 108);
 	/* a directory whose own path is long, opened directly */
@@ -1401,13 +1342,13 @@ Test(connect, backing_path_longer_than_sun_path)
 	snprintf(deepdir, sizeof(deepdir), "%s", h_r("%s", longdir));
 	r = mkdir(deepdir, 0755);
 	cr_assert_eq(r, 0);
-	s3 = reg_opts(deepdir, "svc", NULL, 0, 0);
-	dd = open_dir(deepdir);
+	s3 = lt_reg_opts(deepdir, "svc", NULL, 0, 0);
+	dd = lt_open_dir(deepdir);
 
 	assert_exchange(b, longname, s1, SOCK_STREAM);
 	assert_exchange(b, group, s2, SOCK_STREAM);
 	assert_exchange(dd, "svc", s3, SOCK_STREAM);
-	ok = wait_found(m, longname) && wait_found(m, group);
+	ok = lt_wait_found(m, longname) && lt_wait_found(m, group);
 	cr_assert(ok, "the long names did not appear on the mount");
 	assert_exchange(m, longname, s1, SOCK_STREAM);
 	assert_exchange(m, group, s2, SOCK_STREAM);
@@ -1423,9 +1364,9 @@ Test(connect, backing_path_longer_than_sun_path)
 
 Test(wait, present_returns_at_once)
 {
-	svcfs_service *s = reg("here", "{\"v\":2}");
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
-	bool ok = wait_found(m, "here");
+	svcfs_service *s = lt_reg("here", "{\"v\":2}");
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
+	bool ok = lt_wait_found(m, "here");
 
 	cr_assert(ok);
 	for (int k = 0; k < 2; k++) {
@@ -1451,7 +1392,7 @@ Test(wait, present_returns_at_once)
 static void wait_for_later(const char *dirpath, const char *name)
 {
 	struct later l;
-	svcfs_dir *d = open_dir(dirpath);
+	svcfs_dir *d = lt_open_dir(dirpath);
 	pid_t child = spawn_later(&l, H.backing, name, false);
 	svcfs_info *i = NULL;
 	int r, st;
@@ -1487,9 +1428,9 @@ Test(wait, in_a_group_created_later)
 
 Test(wait, times_out)
 {
-	svcfs_dir *m = open_dir(H.mnt), *b = open_dir(H.backing);
+	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 	pid_t pid = h_service("dead.sock");
-	bool ok = wait_found(m, "dead");
+	bool ok = lt_wait_found(m, "dead");
 
 	cr_assert(ok);
 	h_kill(pid);

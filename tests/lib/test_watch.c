@@ -35,6 +35,7 @@
 #include <svcfs.h>
 
 #include "harness.h"
+#include "libtest.h"
 
 #define QUIET_MS     400 /* a control: long enough for a wrong event to show */
 #define CHURN_EACH   50  /* services per process in the mount churn */
@@ -325,44 +326,13 @@ static void assert_log_reaches_list(svcfs_watch *w, struct evlog *l, svcfs_dir *
 
 /* ---- helpers ---- */
 
-static json_object *parse(const char *text)
-{
-	json_object *o = json_tokener_parse(text);
-
-	cr_assert_not_null(o, "bad JSON in the test: %s", text);
-	return o;
-}
-
-static svcfs_service *reg(const char *name, const char *meta)
-{
-	struct svcfs_register_opts o = {.dir = H.backing};
-	json_object *m = meta ? parse(meta) : NULL;
-	svcfs_service *s = NULL;
-	int r;
-
-	o.meta = m;
-	r = svcfs_register(name, &o, &s);
-	json_object_put(m);
-	cr_assert_eq(r, 0, "svcfs_register %s: %s", name, strerror(-r));
-	return s;
-}
-
 static void set_meta(svcfs_service *s, const char *meta)
 {
-	json_object *m = parse(meta);
+	json_object *m = lt_parse(meta);
 	int r = svcfs_service_set_meta(s, m);
 
 	json_object_put(m);
 	cr_assert_eq(r, 0, "set_meta: %s", strerror(-r));
-}
-
-static svcfs_dir *open_dir(const char *path)
-{
-	svcfs_dir *d = NULL;
-	int r = svcfs_open(path, &d);
-
-	cr_assert_eq(r, 0, "svcfs_open %s: %s", path, strerror(-r));
-	return d;
 }
 
 static svcfs_watch *watch(svcfs_dir *d, unsigned flags)
@@ -374,30 +344,6 @@ static svcfs_watch *watch(svcfs_dir *d, unsigned flags)
 	return w;
 }
 
-struct lookup_ctx {
-	svcfs_dir *d;
-	const char *name;
-};
-
-/* NAME is there, and on a mount its owner is known: its files are final. */
-static bool found(void *arg)
-{
-	struct lookup_ctx *c = arg;
-	svcfs_info *i = NULL;
-	bool ok = svcfs_lookup(c->d, c->name, &i) == 0 &&
-	          (!svcfs_dir_is_mount(c->d) || svcfs_info_pid(i) > 0);
-
-	svcfs_info_free(i);
-	return ok;
-}
-
-static bool wait_found(svcfs_dir *d, const char *name)
-{
-	struct lookup_ctx c = {d, name};
-
-	return h_wait_until(found, &c, H_TIMEOUT_MS);
-}
-
 /* ---- appeared, changed, vanished ---- */
 
 /*
@@ -407,7 +353,7 @@ static bool wait_found(svcfs_dir *d, const char *name)
  */
 static void register_change_unregister(const char *dirpath)
 {
-	svcfs_dir *d = open_dir(dirpath);
+	svcfs_dir *d = lt_open_dir(dirpath);
 	svcfs_watch *w = watch(d, 0);
 	struct evlog l = {0};
 	const char *names[] = {"a", "g/b", "g/h/c"};
@@ -417,7 +363,7 @@ static void register_change_unregister(const char *dirpath)
 
 	for (size_t k = 0; k < 3; k++) {
 		mark = l.n;
-		s[k] = reg(names[k], "{\"v\":1}");
+		s[k] = lt_reg(names[k], "{\"v\":1}");
 		assert_event(w, &l, mark, SVCFS_EVENT_APPEARED, names[k]);
 	}
 	for (size_t k = 0; k < 3; k++) {
@@ -461,10 +407,10 @@ Test(watch_backing, register_set_meta_unregister)
 
 Test(watch_backing, sidecar_pidfile_and_socket_changes)
 {
-	svcfs_dir *d = open_dir(H.backing);
+	svcfs_dir *d = lt_open_dir(H.backing);
 	svcfs_watch *w = watch(d, 0);
 	struct evlog l = {0};
-	svcfs_service *s = reg("svc", NULL);
+	svcfs_service *s = lt_reg("svc", NULL);
 	size_t mark = 0;
 	int r;
 
@@ -505,7 +451,7 @@ Test(watch_backing, sidecar_pidfile_and_socket_changes)
 
 Test(watch_backing, group_removed)
 {
-	svcfs_dir *d = open_dir(H.backing);
+	svcfs_dir *d = lt_open_dir(H.backing);
 	svcfs_watch *w = watch(d, 0);
 	struct evlog l = {0};
 	size_t mark = 0;
@@ -541,22 +487,22 @@ Test(watch_backing, group_removed)
 /* A watch of a group directory: names relative to it, other groups unseen. */
 static void group_directory(const char *dirpath)
 {
-	svcfs_service *first = reg("grp/first", NULL), *x, *y, *outside;
-	svcfs_dir *d, *root = open_dir(dirpath);
+	svcfs_service *first = lt_reg("grp/first", NULL), *x, *y, *outside;
+	svcfs_dir *d, *root = lt_open_dir(dirpath);
 	svcfs_watch *w;
 	struct evlog l = {0};
 	char path[PATH_MAX];
 	size_t mark;
-	bool ok = wait_found(root, "grp/first");
+	bool ok = lt_wait_found(root, "grp/first");
 
 	cr_assert(ok);
 	snprintf(path, sizeof(path), "%s/grp", dirpath);
-	d = open_dir(path);
+	d = lt_open_dir(path);
 	w = watch(d, SVCFS_WATCH_EXISTING);
 	assert_event(w, &l, 0, SVCFS_EVENT_APPEARED, "first");
-	outside = reg("elsewhere", NULL);
-	x = reg("grp/x", NULL);
-	y = reg("grp/sub/y", NULL);
+	outside = lt_reg("elsewhere", NULL);
+	x = lt_reg("grp/x", NULL);
+	y = lt_reg("grp/sub/y", NULL);
 	assert_event(w, &l, 0, SVCFS_EVENT_APPEARED, "x");
 	assert_event(w, &l, 0, SVCFS_EVENT_APPEARED, "sub/y");
 	mark = l.n;
@@ -590,18 +536,18 @@ Test(watch_backing, group_directory)
 static void depth_limit(const char *dirpath)
 {
 	const char *deep8 = "1/2/3/4/5/6/7/8/svc";
-	svcfs_dir *d = open_dir(dirpath);
+	svcfs_dir *d = lt_open_dir(dirpath);
 	svcfs_watch *w = watch(d, 0);
 	struct evlog l = {0};
 	svcfs_service *s, *marker;
 	int r;
 
-	s = reg(deep8, NULL);
+	s = lt_reg(deep8, NULL);
 	assert_event(w, &l, 0, SVCFS_EVENT_APPEARED, deep8);
 	r = mkdir(h_b("1/2/3/4/5/6/7/8/9"), 0755);
 	cr_assert_eq(r, 0);
 	h_service("1/2/3/4/5/6/7/8/9/too-deep.sock");
-	marker = reg("1/2/3/4/5/6/7/8/marker", NULL);
+	marker = lt_reg("1/2/3/4/5/6/7/8/marker", NULL);
 	assert_event(w, &l, 0, SVCFS_EVENT_APPEARED, "1/2/3/4/5/6/7/8/marker");
 	settle(w, &l, QUIET_MS);
 	for (size_t k = 0; k < l.n; k++)
@@ -631,7 +577,7 @@ Test(watch_backing, eight_groups_deep_and_no_deeper)
  */
 Test(watch_mount, short_lived_group_is_no_service)
 {
-	svcfs_dir *d = open_dir(H.mnt);
+	svcfs_dir *d = lt_open_dir(H.mnt);
 	svcfs_watch *w = watch(d, 0);
 	struct evlog l = {0};
 	svcfs_service *marker;
@@ -646,7 +592,7 @@ Test(watch_mount, short_lived_group_is_no_service)
 	cr_assert_eq(r, 0);
 	ok = h_wait_gone(h_m("blink"));
 	cr_assert(ok);
-	marker = reg("marker", NULL);
+	marker = lt_reg("marker", NULL);
 	assert_event(w, &l, 0, SVCFS_EVENT_APPEARED, "marker");
 	settle(w, &l, QUIET_MS);
 	for (size_t k = 0; k < l.n; k++)
@@ -660,7 +606,7 @@ Test(watch_mount, short_lived_group_is_no_service)
 
 Test(watch_backing, symlinked_sockets)
 {
-	svcfs_dir *d = open_dir(H.backing);
+	svcfs_dir *d = lt_open_dir(H.backing);
 	svcfs_watch *w = watch(d, 0);
 	struct evlog l = {0};
 	size_t mark;
@@ -691,7 +637,7 @@ Test(watch_backing, symlinked_sockets)
 
 Test(watch_mount, sigkill_of_the_owner_vanishes)
 {
-	svcfs_dir *d = open_dir(H.mnt);
+	svcfs_dir *d = lt_open_dir(H.mnt);
 	svcfs_watch *w = watch(d, 0);
 	struct evlog l = {0};
 	pid_t k1, k2;
@@ -720,7 +666,7 @@ Test(watch_mount, sigkill_of_the_owner_vanishes)
 
 Test(watch_backing, sigkill_leaves_the_socket_file)
 {
-	svcfs_dir *d = open_dir(H.backing);
+	svcfs_dir *d = lt_open_dir(H.backing);
 	svcfs_watch *w = watch(d, 0);
 	struct evlog l = {0};
 	pid_t k = h_service("k.sock");
@@ -749,20 +695,20 @@ static void existing_first(const char *dirpath)
 {
 	static const char *const before[] = {"e1", "g/e2", "g/h/e3"};
 	svcfs_service *s[3], *fresh;
-	svcfs_dir *d = open_dir(dirpath);
+	svcfs_dir *d = lt_open_dir(dirpath);
 	svcfs_watch *with, *without;
 	struct evlog lw = {0}, lo = {0};
 	char seq[16];
 
 	for (size_t k = 0; k < 3; k++) {
 		bool ok;
-		s[k] = reg(before[k], NULL);
-		ok = wait_found(d, before[k]);
+		s[k] = lt_reg(before[k], NULL);
+		ok = lt_wait_found(d, before[k]);
 		cr_assert(ok, "%s did not appear in %s", before[k], dirpath);
 	}
 	with = watch(d, SVCFS_WATCH_EXISTING);
 	without = watch(d, 0);
-	fresh = reg("fresh", NULL);
+	fresh = lt_reg("fresh", NULL);
 	assert_event(with, &lw, 0, SVCFS_EVENT_APPEARED, "fresh");
 	assert_event(without, &lo, 0, SVCFS_EVENT_APPEARED, "fresh");
 	settle(with, &lw, QUIET_MS);
@@ -811,19 +757,19 @@ Test(watch_backing, existing_reported_first)
  */
 static void flapping_name(const char *dirpath)
 {
-	svcfs_dir *d = open_dir(dirpath);
+	svcfs_dir *d = lt_open_dir(dirpath);
 	svcfs_watch *w = watch(d, 0);
 	struct evlog l = {0};
 	svcfs_service *marker;
 	char seq[256];
 
 	for (int k = 0; k < 30; k++) {
-		svcfs_service *s = reg(k % 2 ? "g/flap" : "flap", k % 3 ? "{\"k\":1}" : NULL);
+		svcfs_service *s = lt_reg(k % 2 ? "g/flap" : "flap", k % 3 ? "{\"k\":1}" : NULL);
 		if (k % 4 == 0)
 			set_meta(s, "{\"k\":2}");
 		svcfs_unregister(s);
 	}
-	marker = reg("marker", NULL);
+	marker = lt_reg("marker", NULL);
 	assert_event(w, &l, 0, SVCFS_EVENT_APPEARED, "marker");
 	settle(w, &l, QUIET_MS);
 	assert_log_reaches_list(w, &l, d);
@@ -855,11 +801,11 @@ Test(watch_backing, order_per_name)
  */
 static void unrelated_files(const char *dirpath)
 {
-	svcfs_service *svc = reg("svc", NULL), *real;
-	svcfs_dir *d = open_dir(dirpath);
+	svcfs_service *svc = lt_reg("svc", NULL), *real;
+	svcfs_dir *d = lt_open_dir(dirpath);
 	svcfs_watch *w;
 	struct evlog l = {0};
-	bool ok = wait_found(d, "svc");
+	bool ok = lt_wait_found(d, "svc");
 	int r;
 
 	cr_assert(ok);
@@ -887,7 +833,7 @@ static void unrelated_files(const char *dirpath)
 	assert_no_events(&l, 0, "files that are no services");
 
 	/* positive control: the watch was live all along */
-	real = reg("real", NULL);
+	real = lt_reg("real", NULL);
 	assert_event(w, &l, 0, SVCFS_EVENT_APPEARED, "real");
 	cr_assert_eq(l.v[0].type, SVCFS_EVENT_APPEARED);
 	cr_assert_str_eq(l.v[0].name, "real");
@@ -928,11 +874,11 @@ static int next_event(svcfs_watch *w, struct svcfs_event *e)
 /* The fd polls readable when an event is pending; svcfs_watch_next gives 0 when none is. */
 static void fd_polls(const char *dirpath)
 {
-	svcfs_service *old = reg("old", NULL), *s;
-	svcfs_dir *d = open_dir(dirpath);
+	svcfs_service *old = lt_reg("old", NULL), *s;
+	svcfs_dir *d = lt_open_dir(dirpath);
 	svcfs_watch *w, *we;
 	struct svcfs_event e;
-	bool ok = wait_found(d, "old"), mount = svcfs_dir_is_mount(d);
+	bool ok = lt_wait_found(d, "old"), mount = svcfs_dir_is_mount(d);
 	int fd, r;
 
 	cr_assert(ok);
@@ -948,7 +894,7 @@ static void fd_polls(const char *dirpath)
 	ok = readable(fd, 0);
 	cr_assert_not(ok, "readable with nothing pending");
 
-	s = reg("p", NULL);
+	s = lt_reg("p", NULL);
 	ok = readable(fd, H_TIMEOUT_MS);
 	cr_assert(ok, "the fd did not become readable when p appeared");
 	r = next_event(w, &e);
@@ -993,7 +939,7 @@ Test(watch_backing, fd_polls_readable_when_pending)
 
 Test(watch_backing, bad_arguments)
 {
-	svcfs_dir *d = open_dir(H.backing);
+	svcfs_dir *d = lt_open_dir(H.backing);
 	svcfs_watch *sentinel = (svcfs_watch *)&sentinel, *w = sentinel;
 	struct svcfs_event e;
 	int r;
@@ -1053,7 +999,7 @@ Test(watch_backing, overflow_is_recovered_by_a_rescan, .timeout = 150)
 {
 	unsigned queued = max_queued_events(), n;
 	svcfs_service **live, *pre[PRE_N], *tmpg[TMPG_N], *after;
-	svcfs_dir *d = open_dir(H.backing);
+	svcfs_dir *d = lt_open_dir(H.backing);
 	svcfs_watch *w;
 	struct evlog l = {0};
 	size_t nlive = 0, mark;
@@ -1074,7 +1020,7 @@ Test(watch_backing, overflow_is_recovered_by_a_rescan, .timeout = 150)
 	for (unsigned k = 0; k < PRE_N; k++) {
 		char name[32];
 		snprintf(name, sizeof(name), "pre-%03u", k);
-		pre[k] = reg(name, NULL);
+		pre[k] = lt_reg(name, NULL);
 	}
 	w = watch(d, SVCFS_WATCH_EXISTING);
 	raw = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -1086,13 +1032,13 @@ Test(watch_backing, overflow_is_recovered_by_a_rescan, .timeout = 150)
 	for (unsigned k = 0; k < TMPG_N; k++) {
 		char name[32];
 		snprintf(name, sizeof(name), "tmpg/t-%02u", k);
-		tmpg[k] = reg(name, "{\"t\":1}");
+		tmpg[k] = lt_reg(name, "{\"t\":1}");
 	}
 	for (unsigned k = 0; k < n; k++) {
 		char name[32];
 		svcfs_service *s;
 		snprintf(name, sizeof(name), k % 10 == 0 ? "grp/s-%05u" : "s-%05u", k);
-		s = reg(name, "{\"gen\":1}");
+		s = lt_reg(name, "{\"gen\":1}");
 		set_meta(s, "{\"gen\":2}");
 		if (k % 3)
 			svcfs_unregister(s); /* two in three go again */
@@ -1122,7 +1068,7 @@ Test(watch_backing, overflow_is_recovered_by_a_rescan, .timeout = 150)
 	assert_log_reaches_list(w, &l, d);
 	/* and the watch goes on after its rescan */
 	mark = l.n;
-	after = reg("after", NULL);
+	after = lt_reg("after", NULL);
 	assert_event(w, &l, mark, SVCFS_EVENT_APPEARED, "after");
 	assert_log_reaches_list(w, &l, d);
 	cr_assert_lt(log_find(&l, 0, SVCFS_EVENT_APPEARED, "tmpg"), 0, "a group as a service");
@@ -1172,7 +1118,7 @@ static bool wait_list_count(svcfs_dir *d, size_t n)
 Test(watch_mount, churn_matches_list, .timeout = 90)
 {
 	static const char *const survivors[] = {"a", "g/d"};
-	svcfs_dir *d = open_dir(H.mnt);
+	svcfs_dir *d = lt_open_dir(H.mnt);
 	svcfs_watch *w = watch(d, 0);
 	struct evlog l = {0};
 	pid_t a, b, c, e;

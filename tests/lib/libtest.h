@@ -1,0 +1,28 @@
+/*
+ * What the libsvcfs suites share: calls that fail the test with the
+ * library's reason instead of returning it, and a bounded wait for a name.
+ * On top of the integration harness (harness.h): H.backing, H.mnt.
+ */
+#ifndef SVCFS_LIBTEST_H
+#define SVCFS_LIBTEST_H
+
+#include <stdbool.h>
+
+#include <svcfs.h>
+
+#include "harness.h"
+
+/* JSON TEXT as an object (a new reference); fails the test if it is not JSON. */
+json_object *lt_parse(const char *text);
+/* Register NAME in DIR with sidecar META (JSON text or NULL), TYPE and BACKLOG (0: default). */
+svcfs_service *lt_reg_opts(const char *dir, const char *name, const char *meta, int type,
+                           int backlog);
+/* Register NAME in H.backing with sidecar META (JSON text or NULL). */
+svcfs_service *lt_reg(const char *name, const char *meta);
+/* svcfs_open(PATH). */
+svcfs_dir *lt_open_dir(const char *path);
+/* Wait (H_TIMEOUT_MS) until NAME is in D — on a mount with its owner known, so every field is
+ * final. */
+bool lt_wait_found(svcfs_dir *d, const char *name);
+
+#endif /* SVCFS_LIBTEST_H */
