@@ -64,3 +64,26 @@ bool lt_wait_found(svcfs_dir *d, const char *name)
 
 	return h_wait_until(found, &c, H_TIMEOUT_MS);
 }
+
+struct count_ctx {
+	svcfs_dir *d;
+	size_t n;
+};
+
+static bool list_has_n(void *arg)
+{
+	struct count_ctx *c = arg;
+	svcfs_info **v = NULL;
+	size_t n = 0;
+	bool ok = svcfs_list(c->d, &v, &n) == 0 && n == c->n;
+
+	svcfs_list_free(v, n);
+	return ok;
+}
+
+bool lt_wait_list_count(svcfs_dir *d, size_t n)
+{
+	struct count_ctx c = {d, n};
+
+	return h_wait_until(list_has_n, &c, 2 * H_TIMEOUT_MS); /* churn on a loaded machine */
+}

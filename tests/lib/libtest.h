@@ -24,5 +24,8 @@ svcfs_dir *lt_open_dir(const char *path);
 /* Wait (H_TIMEOUT_MS) until NAME is in D — on a mount with its owner known, so every field is
  * final. */
 bool lt_wait_found(svcfs_dir *d, const char *name);
+/* Wait (2 H_TIMEOUT_MS) until svcfs_list of D counts N services (on a mount: .services.json caught
+ * up). */
+bool lt_wait_list_count(svcfs_dir *d, size_t n);
 
 #endif /* SVCFS_LIBTEST_H */

@@ -59,30 +59,6 @@ enum {
 
 /* ---- helpers ---- */
 
-struct count_ctx {
-	svcfs_dir *d;
-	size_t n;
-};
-
-static bool list_has_n(void *arg)
-{
-	struct count_ctx *c = arg;
-	svcfs_info **v = NULL;
-	size_t n = 0;
-	bool ok = svcfs_list(c->d, &v, &n) == 0 && n == c->n;
-
-	svcfs_list_free(v, n);
-	return ok;
-}
-
-/* svcfs_list of D counts N services (on a mount: .services.json has caught up). */
-static bool wait_list_count(svcfs_dir *d, size_t n)
-{
-	struct count_ctx c = {d, n};
-
-	return h_wait_until(list_has_n, &c, H_TIMEOUT_MS);
-}
-
 struct state_ctx {
 	svcfs_dir *d;
 	const char *name, *state;
@@ -370,7 +346,7 @@ Test(open, group_directory_of_the_mount)
 	size_t n = 0;
 	int r, fd;
 
-	cr_assert(wait_list_count(root, 5), "the 5 services did not appear on the mount");
+	cr_assert(lt_wait_list_count(root, 5), "the 5 services did not appear on the mount");
 	g = lt_open_dir(h_m("grp"));
 	cr_assert(svcfs_dir_is_mount(g), "a group directory of the mount is on the mount");
 	cr_assert_str_eq(svcfs_dir_path(g), h_m("grp"));
@@ -916,7 +892,7 @@ Test(list, sorted_complete_mount_equals_backing)
 		s[k] = lt_reg(name, k % 3 ? meta : NULL);
 	}
 	qsort(names, MANY, sizeof(names[0]), cmp_str);
-	ok = wait_list_count(m, MANY);
+	ok = lt_wait_list_count(m, MANY);
 	cr_assert(ok, "the mount did not list %d services", MANY);
 	rm = svcfs_list(m, &vm, &nm);
 	rb = svcfs_list(b, &vb, &nb);
@@ -989,11 +965,11 @@ Test(list, dead_service_absent_on_mount_present_in_backing)
 	svcfs_info **v = NULL;
 	size_t n = 0;
 	int r;
-	bool ok = wait_list_count(m, 2);
+	bool ok = lt_wait_list_count(m, 2);
 
 	cr_assert(ok, "live and dead did not both appear");
 	h_kill(pid);
-	ok = wait_list_count(m, 1);
+	ok = lt_wait_list_count(m, 1);
 	cr_assert(ok, "dead is still listed on the mount after SIGKILL");
 	r = svcfs_list(m, &v, &n);
 	cr_assert_eq(r, 0);
@@ -1029,7 +1005,7 @@ Test(list, again_on_the_same_handle)
 	              *four;
 	svcfs_dir *m = lt_open_dir(H.mnt), *b = lt_open_dir(H.backing);
 	size_t n1, n2, n3;
-	bool ok = wait_list_count(m, 3);
+	bool ok = lt_wait_list_count(m, 3);
 
 	cr_assert(ok);
 	for (int k = 0; k < 2; k++) {
@@ -1040,7 +1016,7 @@ Test(list, again_on_the_same_handle)
 		cr_assert_eq(n2, 3, "second list of %s: %zu", svcfs_dir_path(d), n2);
 	}
 	four = lt_reg("four", NULL);
-	ok = wait_list_count(m, 4);
+	ok = lt_wait_list_count(m, 4);
 	cr_assert(ok, "the mount did not list four");
 	n3 = list_count(b);
 	cr_assert_eq(n3, 4, "list of the backing dir after a fourth service: %zu", n3);

@@ -1084,29 +1084,6 @@ Test(watch_backing, overflow_is_recovered_by_a_rescan, .timeout = 150)
 	free(live);
 }
 
-struct count_ctx {
-	svcfs_dir *d;
-	size_t n;
-};
-
-static bool list_has_n(void *arg)
-{
-	struct count_ctx *c = arg;
-	svcfs_info **v = NULL;
-	size_t n = 0;
-	bool ok = svcfs_list(c->d, &v, &n) == 0 && n == c->n;
-
-	svcfs_list_free(v, n);
-	return ok;
-}
-
-static bool wait_list_count(svcfs_dir *d, size_t n)
-{
-	struct count_ctx c = {d, n};
-
-	return h_wait_until(list_has_n, &c, 2 * H_TIMEOUT_MS);
-}
-
 /*
  * 200 services appear on the mount, in the root and in a group made after
  * the watch started; half of them are SIGKILLed. The first half of the
@@ -1140,10 +1117,10 @@ Test(watch_mount, churn_matches_list, .timeout = 90)
 	cr_assert_eq(r, 0);
 	c = h_services_many("g", "c", CHURN_EACH);
 	e = h_services_many("g", "d", CHURN_EACH);
-	ok = wait_list_count(d, 3 * CHURN_EACH);
+	ok = lt_wait_list_count(d, 3 * CHURN_EACH);
 	cr_assert(ok, "the group's %d services did not all appear", 2 * CHURN_EACH);
 	h_kill(c);
-	ok = wait_list_count(d, 2 * CHURN_EACH);
+	ok = lt_wait_list_count(d, 2 * CHURN_EACH);
 	cr_assert(ok, "the %d killed services did not all vanish", 2 * CHURN_EACH);
 	assert_log_reaches_list(w, &l, d);
 	for (size_t s = 0; s < 2; s++) {
