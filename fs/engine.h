@@ -43,8 +43,11 @@ struct engine {
 	struct tdir *by_wd; /* watched directories by inotify watch */
 	int inotify_fd;     /* -1 in poll mode */
 	int epoll_fd, interval_fd, retry_fd, poll_fd, stop_fd, wake_fd;
-	bool unwatched;          /* some directory has no inotify watch: rescan each interval */
-	bool dump_fresh;         /* the probe's table is from this batch */
+	bool unwatched;     /* some directory has no inotify watch: rescan each interval */
+	bool fd_short;      /* a call met EMFILE/ENFILE: rescan each interval until one does not */
+	bool fd_short_seen; /* ... met again during the rescan in hand */
+	unsigned fd_errors; /* EMFILE/ENFILE met so far (only grows) */
+	bool dump_fresh;    /* the probe's table is from this batch */
 	struct tsvc *retry_head; /* services waiting for a quick re-check */
 	struct pwatch *pwatches; /* owner processes watched by pidfd, by pid */
 	struct pwatch *pw_dead;  /* released watches, freed after each epoll batch */

@@ -208,11 +208,15 @@ static pid_t svc_lock_holder(struct engine *e, struct tsvc *s);
 /* A PID hint that the kernel confirms: alive, old enough, holding the socket. */
 static bool svc_try_hint(struct engine *e, struct tsvc *s, long pid)
 {
-	int pidfd;
+	int pidfd, r;
 
-	if (pid <= 0 || pid > 4194304 ||
-	    owner_verify_hint((pid_t)pid, s->sock_ino, &s->created, &pidfd) < 0)
+	if (pid <= 0 || pid > 4194304)
 		return false;
+	r = owner_verify_hint((pid_t)pid, s->sock_ino, &s->created, &pidfd);
+	if (r < 0) {
+		engine_fd_error(e, r);
+		return false;
+	}
 	svc_own(e, s, (pid_t)pid, pidfd);
 	return true;
 }
@@ -229,6 +233,7 @@ static void svc_find_owner(struct engine *e, struct tsvc *s)
 	struct svcfs_tokens tokens;
 	struct ucred cred;
 	json_object *hint;
+	unsigned fd_errors = e->fd_errors;
 	pid_t pid;
 	int pidfd, r;
 
@@ -242,19 +247,29 @@ static void svc_find_owner(struct engine *e, struct tsvc *s)
 	    json_object_is_type(hint, json_type_int) &&
 	    svc_try_hint(e, s, (long)json_object_get_int64(hint)))
 		goto done;
-	if (snprintf(file, sizeof(file), "%s.pid", s->name) < (int)sizeof(file) &&
-	    owner_read_pidfile(s->dir->fd, file, s->uid, &pid) == 0 && svc_try_hint(e, s, pid))
-		goto done;
+	if (snprintf(file, sizeof(file), "%s.pid", s->name) < (int)sizeof(file)) {
+		r = owner_read_pidfile(s->dir->fd, file, s->uid, &pid);
+		if (r == 0 && svc_try_hint(e, s, pid))
+			goto done;
+		engine_fd_error(e, r);
+	}
 	svcfs_name_tokens(s->name, &tokens);
 	if (tokens.pid && svc_try_hint(e, s, tokens.pid))
 		goto done;
 	/* libsvcfs services hold NAME.lock and the socket in one process */
 	if ((pid = svc_lock_holder(e, s)) > 0 && svc_try_hint(e, s, pid))
 		goto done;
+	if (e->fd_errors != fd_errors)
+		return; /* a hint failed for want of a descriptor: try again later */
 	if (s->type == SOCK_DGRAM) {
-		if (owner_find_holder(s->sock_ino, &pid) == 0 && (pidfd = owner_pidfd(pid)) >= 0 &&
-		    owner_holds_socket(pid, s->sock_ino) == 1)
+		r = owner_find_holder(s->sock_ino, &pid);
+		pidfd = r == 0 ? owner_pidfd(pid) : r;
+		if (engine_fd_error(e, pidfd))
+			return;
+		if (pidfd >= 0 && owner_holds_socket(pid, s->sock_ino) == 1)
 			svc_own(e, s, pid, pidfd);
+		else if (pidfd >= 0)
+			close(pidfd);
 		goto done;
 	}
 connect:
@@ -267,6 +282,8 @@ connect:
 		return;
 	STATS_INC(&e->stats, connects);
 	r = owner_from_connect(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM, &cred, &pidfd);
+	if (engine_fd_error(e, r))
+		return; /* the next rescan asks again */
 	if (r == -EAGAIN && ++s->owner_tries < OWNER_TRIES)
 		return;
 	if (r == 0) {
@@ -275,6 +292,8 @@ connect:
 		s->pid = cred.pid;
 		if (pidfd < 0)
 			pidfd = owner_pidfd(cred.pid);
+		if (engine_fd_error(e, pidfd))
+			return; /* no watch possible now: the next rescan asks again */
 		if (pidfd >= 0 && s->sock_ino)
 			pw_attach(e, s, cred.pid, pidfd);
 		else if (pidfd >= 0)
@@ -446,6 +465,7 @@ void svc_health_start(struct engine *e, struct tsvc *s)
 {
 	struct epoll_event ev = {.events = EPOLLIN};
 	struct hprobe *hp;
+	int r;
 
 	if (!s->health_path || s->hp || !s->vnode || e->hp_count >= HEALTH_INFLIGHT_MAX)
 		return;
@@ -454,10 +474,12 @@ void svc_health_start(struct engine *e, struct tsvc *s)
 		return;
 	hp->src.kind = SRC_HEALTH;
 	STATS_INC(&e->stats, health_checks);
-	if (health_start(&hp->h, s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM,
-	                 s->health_path, e->opt.probe_timeout_ms) < 0) {
+	r = health_start(&hp->h, s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM,
+	                 s->health_path, e->opt.probe_timeout_ms);
+	if (r < 0) {
 		free(hp);
-		svc_health_result(e, s, false); /* refused or full: not healthy */
+		if (!engine_fd_error(e, r)) /* out of descriptors says nothing of the service */
+			svc_health_result(e, s, false); /* refused or full: not healthy */
 		return;
 	}
 	ev.data.ptr = hp;
@@ -693,7 +715,7 @@ void table_check_all(struct engine *e)
 
 	if (!e->root)
 		return;
-	if (e->unwatched) {
+	if (e->unwatched || e->fd_short) {
 		table_rescan(e); /* also checks every service */
 		return;
 	}

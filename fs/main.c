@@ -9,6 +9,7 @@
  * then the mount, then (in the background case) the fork, and only then
  * the engine thread, since threads do not survive fork.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -78,6 +80,35 @@ static void service_manager_notify(const char *state)
 	           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
 		log_debug("NOTIFY_SOCKET %s: %s", path, strerror(errno));
 	close(fd);
+}
+
+/*
+ * Descriptors: svcfs keeps one per group and one per owner process (a
+ * pidfd), so thousands of services want more than the usual soft limit of
+ * 1024. Take what the hard limit allows, as programs that never use
+ * select() should. Whatever is left short is handled as it comes (the
+ * engine rescans each interval until descriptors are free again).
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 1 << 20 : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_debug("cannot raise the descriptor limit: %s", strerror(errno));
+}
+
+/*
+ * libfuse ends its worker threads with pthread_cancel(), which loads
+ * libgcc_s at its first use — an open() that fails (and glibc aborts) when
+ * every descriptor is taken. Load it now, while there are some.
+ */
+static void preload_unwinder(void)
+{
+	if (!dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE))
+		log_debug("cannot preload libgcc_s: %s", dlerror());
 }
 
 static void usage(const char *prog)
@@ -262,6 +293,8 @@ int main(int argc, char *argv[])
 		goto out;
 
 	log_init(false, cmd.debug);
+	raise_fd_limit();
+	preload_unwinder();
 	fs.view = view_new(bst.st_uid, bst.st_gid, bst.st_mode & 0555, notify_events, &fs);
 	if (!fs.view)
 		goto out;

@@ -44,7 +44,7 @@ struct pwatch {
 	pid_t pid;
 	int pidfd;
 	struct tsvc *svcs; /* owned services, linked by tsvc->pw_next */
-	bool dead;	   /* released: freed after the current epoll batch */
+	bool dead;         /* released: freed after the current epoll batch */
 	struct pwatch *next_dead;
 	UT_hash_handle hh; /* engine->pwatches, by pid */
 };
@@ -53,7 +53,7 @@ struct pwatch {
 struct hprobe {
 	struct evsrc src; /* SRC_HEALTH: first, for the epoll dispatch */
 	struct health h;
-	struct tsvc *s; /* NULL once the service is gone */
+	struct tsvc *s;      /* NULL once the service is gone */
 	struct hprobe *next; /* engine->hp_live or engine->hp_dead */
 };
 
@@ -66,27 +66,27 @@ struct tsvc {
 	uid_t uid;
 	gid_t gid;
 	mode_t mode;
-	bool via_link;	   /* FILE is a symlink: its target can change unseen */
+	bool via_link;     /* FILE is a symlink: its target can change unseen */
 	uint32_t sock_ino; /* the kernel's socket inode, 0 unknown */
-	int type;	   /* SOCK_*, 0 unknown */
+	int type;          /* SOCK_*, 0 unknown */
 	bool alive, busy;
 	bool dirty; /* what the view shows is out of date */
 	time_t since;
 	struct timespec lost_at; /* connect-probe mode: first refusal */
-	pid_t pid;		 /* owner of the listening socket, 0 unknown */
+	pid_t pid;               /* owner of the listening socket, 0 unknown */
 	uid_t ouid;
 	gid_t ogid;
 	bool owner_done;
-	unsigned owner_tries;	   /* connects that met a full queue */
-	struct timespec created;   /* the socket file's mtime: when it was bound */
-	struct pwatch *pw;	   /* watch on the owner, NULL if none */
+	unsigned owner_tries;           /* connects that met a full queue */
+	struct timespec created;        /* the socket file's mtime: when it was bound */
+	struct pwatch *pw;              /* watch on the owner, NULL if none */
 	struct tsvc *pw_next, *pw_prev; /* in pw->svcs */
-	bool has_lock;		   /* NAME.lock exists (and is trusted) */
+	bool has_lock;                  /* NAME.lock exists (and is trusted) */
 	dev_t lock_dev;
 	ino_t lock_ino;
 	bool lock_untrusted_logged;
-	char *health_path;	   /* sidecar health_check, NULL if none */
-	struct hprobe *hp;	   /* health probe in flight */
+	char *health_path; /* sidecar health_check, NULL if none */
+	struct hprobe *hp; /* health probe in flight */
 	bool unhealthy;
 	struct timespec stale_since; /* no socket bound since (for reap), {0} if not stale */
 	json_object *sidecar;
@@ -126,6 +126,14 @@ static inline bool ts_before(struct timespec a, struct timespec b)
 
 /* "group/name" or "name" for log lines, control characters made harmless. */
 const char *display(const struct tsvc *s, char *buf, size_t size);
+
+/*
+ * ERR (an errno, either sign) is EMFILE or ENFILE: note the shortage (one
+ * log line per episode) and return true. Whatever needed the descriptor is
+ * left to the rescans the shortage triggers each interval; the first rescan
+ * that meets none ends the episode.
+ */
+bool engine_fd_error(struct engine *e, int err);
 
 /* table.c: showing and forgetting */
 void svc_publish(struct engine *e, struct tsvc *s);

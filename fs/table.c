@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -223,6 +224,10 @@ static void svc_read_sidecar(struct engine *e, struct tsvc *s)
 	s->sidecar_known = true;
 	s->dirty = true;
 	r = svcfs_sidecar_read(s->dir->fd, file, s->uid, &obj, NULL, &why);
+	if (engine_fd_error(e, r)) {
+		s->sidecar_known = false; /* keep what we had; read it at the next rescan */
+		return;
+	}
 	if (r < 0 && r != -ENOENT)
 		log_warn("%s/%s.json: sidecar ignored: %s", e->backing,
 		         display(s, name, sizeof(name)), why);
@@ -473,6 +478,8 @@ static void dir_add(struct engine *e, struct tdir *parent, const char *name)
 		return;
 	fd = openat(parent->fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
+		if (engine_fd_error(e, errno))
+			return; /* the next rescan adds it */
 		if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
 			log_warn("%s/%s%s%s: cannot open group: %s", e->backing, parent->relpath,
 			         parent->relpath[0] ? "/" : "", name, strerror(errno));
@@ -532,11 +539,18 @@ static void dir_scan(struct engine *e, struct tdir *d)
 	fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	dp = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!dp) {
-		log_warn("%s/%s: cannot read directory: %s", e->backing, d->relpath,
-		         strerror(errno));
+		if (!engine_fd_error(e, errno))
+			log_warn("%s/%s: cannot read directory: %s", e->backing, d->relpath,
+			         strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		return; /* keep what we have rather than drop everything */
+		/*
+		 * Keep what we have rather than drop everything, but look at it:
+		 * a service of ours can still die, and a known group be read.
+		 */
+		HASH_ITER(hh, d->svcs, s, ts) svc_evaluate(e, d, s->name);
+		HASH_ITER(hh, d->subdirs, sub, tsub) dir_scan(e, sub);
+		return;
 	}
 	while ((de = readdir(dp))) {
 		unsigned char type = de->d_type;
@@ -604,15 +618,45 @@ void table_close_root(struct engine *e)
 	e->root = NULL;
 }
 
+bool engine_fd_error(struct engine *e, int err)
+{
+	struct rlimit rl;
+
+	if (err != EMFILE && err != -EMFILE && err != ENFILE && err != -ENFILE)
+		return false;
+	e->fd_short_seen = true;
+	e->fd_errors++;
+	if (!e->fd_short) {
+		e->fd_short = true;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (err == EMFILE || err == -EMFILE))
+			log_warn(
+			    "out of file descriptors (limit %llu): groups, metadata and owners are "
+			    "read again every probe interval, crashes seen by interval, until some "
+			    "are free",
+			    (unsigned long long)rl.rlim_cur);
+		else
+			log_warn(
+			    "the system is out of file descriptors: groups, metadata and owners "
+			    "are read again every probe interval, crashes seen by interval, until "
+			    "some are free");
+	}
+	return true;
+}
+
 void table_rescan(struct engine *e)
 {
 	STATS_INC(&e->stats, rescans);
 	if (!e->root)
 		return;
+	e->fd_short_seen = false;
 	if (probe_dump(e->probe) == 0)
 		e->dump_fresh = true;
 	dir_scan(e, e->root);
 	e->dump_fresh = false;
+	if (e->fd_short && !e->fd_short_seen) {
+		e->fd_short = false;
+		log_info("file descriptors available again: following BACKING as before");
+	}
 }
 
 struct tdir *table_dir_by_wd(struct engine *e, int wd)

@@ -13,6 +13,7 @@
  * probe_interval of 60 s: vanishing within a few seconds then proves the
  * path without measuring latency.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -116,7 +118,7 @@ static void serve_http(struct srv_state *s, int c)
 			*eol = '\0';
 		snprintf(s->last, sizeof(s->last), "%.127s", req);
 		resp = s->status == 200 ? "HTTP/1.0 200 OK\r\n\r\n"
-					: "HTTP/1.0 500 Internal Server Error\r\n\r\n";
+		                        : "HTTP/1.0 500 Internal Server Error\r\n\r\n";
 		send(c, resp, strlen(resp), MSG_NOSIGNAL);
 	}
 	close(c);
@@ -254,7 +256,7 @@ static void srv_main(const char *abs, const struct srv_opts *o, struct srv_state
 	put(s->rep, &ok, 1);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = s->cmd, .events = POLLIN},
-				      {.fd = s->lfd, .events = POLLIN}};
+		                      {.fd = s->lfd, .events = POLLIN}};
 		nfds_t n = s->listening && s->type != SOCK_DGRAM ? 2 : 1;
 
 		if (poll(p, n, -1) < 0)
@@ -521,7 +523,7 @@ static int locks_on(const char *path)
 	if (stat(path, &st) < 0)
 		return 0;
 	snprintf(needle, sizeof(needle), " %02x:%02x:%lu ", major(st.st_dev), minor(st.st_dev),
-		 (unsigned long)st.st_ino);
+	         (unsigned long)st.st_ino);
 	f = fopen("/proc/locks", "re");
 	if (!f)
 		return 0;
@@ -541,8 +543,8 @@ static void log_daemon_stderr(void)
 
 	cr_log_error("svcfs stderr:\n%s", err ? err : "(none)");
 	cr_log_error("still mounted: %s; daemon %ld: %s (code %d, status %d)",
-		     h_mounted(H.mnt, NULL, 0) ? "yes" : "no", (long)H.daemon,
-		     r == 0 && si.si_pid == 0 ? "running" : "ended", si.si_code, si.si_status);
+	             h_mounted(H.mnt, NULL, 0) ? "yes" : "no", (long)H.daemon,
+	             r == 0 && si.si_pid == 0 ? "running" : "ended", si.si_code, si.si_status);
 	free(err);
 }
 
@@ -564,7 +566,7 @@ Test(liveness, at_most_one_connection_in_a_life)
 	h_mount_opts("probe_interval=0.2", NULL);
 	web = srv_start("web.sock", NULL);
 	cr_assert(h_wait_content(h_m("web/pid"), pid_line(web.pid)), "MNT/web/pid is '%s'",
-		  show(h_m("web/pid")));
+	          show(h_m("web/pid")));
 	/* ~50 intervals, with readers of the service's files now and then */
 	for (int i = 0; i < 20; i++) {
 		char *state = h_slurp(h_m("web/state"));
@@ -634,12 +636,12 @@ Test(liveness, sigkilled_owner_vanishes_through_its_pidfd)
 	web = srv_start("web.sock", NULL);
 	other = srv_start("other.sock", NULL);
 	cr_assert(h_wait_content(h_m("web/pid"), pid_line(web.pid)), "MNT/web/pid is '%s'",
-		  show(h_m("web/pid")));
+	          show(h_m("web/pid")));
 	cr_assert(h_wait_content(h_m("other/pid"), pid_line(other.pid)));
 	srv_kill(&web);
 	cr_assert(h_wait_until_gone_ms(h_m("web"), PIDFD_BOUND),
-		  "MNT/web stayed %d ms after its owner was SIGKILLed (probe_interval=60)",
-		  PIDFD_BOUND);
+	          "MNT/web stayed %d ms after its owner was SIGKILLed (probe_interval=60)",
+	          PIDFD_BOUND);
 	cr_assert(h_wait_listed(H.mnt, "web", false));
 	cr_assert(exists(h_m("other/state")), "the other service vanished too");
 	cr_assert(exists(h_b("web.sock")), "the socket file itself went away: not the case tested");
@@ -656,7 +658,7 @@ Test(liveness, closed_listener_vanishes_while_its_process_runs)
 	cr_assert(h_wait_exists(h_m("web/state")));
 	srv_do(&web, CMD_CLOSE);
 	cr_assert(h_wait_gone(h_m("web")),
-		  "MNT/web stayed after its process closed the listening socket");
+	          "MNT/web stayed after its process closed the listening socket");
 	r = kill(web.pid, 0);
 	cr_assert_eq(r, 0, "the service process is gone: not the case tested");
 	cr_assert(exists(h_b("web.sock")), "the socket file went away: not the case tested");
@@ -686,7 +688,7 @@ Test(liveness, listener_handed_to_a_forked_child_stays)
 	h_mount_opts("probe_interval=60", NULL);
 	web = srv_start("web.sock", NULL);
 	cr_assert(h_wait_content(h_m("web/pid"), pid_line(web.pid)), "MNT/web/pid is '%s'",
-		  show(h_m("web/pid")));
+	          show(h_m("web/pid")));
 	r = stat(h_m("web"), &before);
 	cr_assert_eq(r, 0);
 
@@ -697,11 +699,11 @@ Test(liveness, listener_handed_to_a_forked_child_stays)
 
 	ok = h_wait_until_content_ms(h_m("web/pid"), pid_line(child), PIDFD_BOUND);
 	cr_assert(ok, "MNT/web/pid is '%s', expected the child %ld after the parent %ld exited",
-		  show(h_m("web/pid")), (long)child, (long)web.pid);
+	          show(h_m("web/pid")), (long)child, (long)web.pid);
 	r = stat(h_m("web"), &after);
 	cr_assert_eq(r, 0, "MNT/web vanished although the child still listens");
 	cr_assert_eq(after.st_ino, before.st_ino,
-		     "MNT/web is a new directory: the service vanished and came back");
+	             "MNT/web is a new directory: the service vanished and came back");
 	cr_assert(h_wait_content(h_m("web/state"), "alive\n"));
 	r = h_connect_read(h_m("web/socket"), SOCK_STREAM, buf, sizeof(buf));
 	cr_assert_eq(r, 0, "connect: %s", strerror(-r));
@@ -710,7 +712,7 @@ Test(liveness, listener_handed_to_a_forked_child_stays)
 	/* and the child's own exit is followed as well */
 	h_kill(child);
 	cr_assert(h_wait_until_gone_ms(h_m("web"), PIDFD_BOUND),
-		  "MNT/web stayed after the child holding the socket was SIGKILLed");
+	          "MNT/web stayed after the child holding the socket was SIGKILLed");
 	h_assert_daemon_alive();
 }
 
@@ -723,12 +725,12 @@ Test(liveness, dgram_owner_found_and_followed)
 	logs = srv_start("logs.sock", &dgram);
 	cr_assert(h_wait_exists(h_m("logs/state")), "a bound dgram socket did not appear");
 	cr_assert(h_wait_content(h_m("logs/pid"), pid_line(logs.pid)),
-		  "MNT/logs/pid is '%s', expected %ld (found through /proc)", show(h_m("logs/pid")),
-		  (long)logs.pid);
+	          "MNT/logs/pid is '%s', expected %ld (found through /proc)", show(h_m("logs/pid")),
+	          (long)logs.pid);
 	srv_kill(&logs);
 	cr_assert(h_wait_until_gone_ms(h_m("logs"), PIDFD_BOUND),
-		  "MNT/logs stayed %d ms after its owner was SIGKILLed (probe_interval=60)",
-		  PIDFD_BOUND);
+	          "MNT/logs stayed %d ms after its owner was SIGKILLed (probe_interval=60)",
+	          PIDFD_BOUND);
 	h_assert_daemon_alive();
 }
 
@@ -771,13 +773,13 @@ Test(liveness, pidfile_naming_a_younger_process_is_ignored)
 
 	cr_assert(h_wait_exists(h_m("web/pid")), "MNT/web did not appear (or has no pid)");
 	cr_assert(h_wait_content(h_m("web/pid"), pid_line(web.pid)),
-		  "MNT/web/pid is '%s': expected the owner %ld, not the younger %ld of web.pid",
-		  show(h_m("web/pid")), (long)web.pid, (long)younger);
+	          "MNT/web/pid is '%s': expected the owner %ld, not the younger %ld of web.pid",
+	          show(h_m("web/pid")), (long)web.pid, (long)younger);
 
 	/* the owner dies; the PID in web.pid lives on and must not keep the service */
 	srv_kill(&web);
 	cr_assert(h_wait_until_gone_ms(h_m("web"), PIDFD_BOUND),
-		  "MNT/web stayed after its owner was SIGKILLed (web.pid names a live process)");
+	          "MNT/web stayed after its owner was SIGKILLed (web.pid names a live process)");
 	r = kill(younger, 0);
 	cr_assert_eq(r, 0, "the process named in web.pid died: not the case tested");
 	h_assert_daemon_alive();
@@ -801,9 +803,9 @@ Test(liveness, pidfile_naming_a_younger_holder_is_ignored)
 
 	cr_assert(h_wait_exists(h_m("web/pid")), "MNT/web did not appear (or has no pid)");
 	cr_assert(h_wait_content(h_m("web/pid"), pid_line(web.pid)),
-		  "MNT/web/pid is '%s': expected the listener %ld, not %ld (started after the "
-		  "socket was bound)",
-		  show(h_m("web/pid")), (long)web.pid, (long)holder);
+	          "MNT/web/pid is '%s': expected the listener %ld, not %ld (started after the "
+	          "socket was bound)",
+	          show(h_m("web/pid")), (long)web.pid, (long)holder);
 	h_assert_daemon_alive();
 }
 
@@ -825,11 +827,11 @@ Test(liveness, sidecar_pid_of_an_unrelated_process_is_ignored)
 
 	cr_assert(h_wait_exists(h_m("api/pid")), "MNT/api did not appear (or has no pid)");
 	cr_assert(h_wait_content(h_m("api/pid"), pid_line(api.pid)),
-		  "MNT/api/pid is '%s': expected the owner %ld, not the sidecar's %ld",
-		  show(h_m("api/pid")), (long)api.pid, (long)older);
+	          "MNT/api/pid is '%s': expected the owner %ld, not the sidecar's %ld",
+	          show(h_m("api/pid")), (long)api.pid, (long)older);
 	srv_kill(&api);
 	cr_assert(h_wait_until_gone_ms(h_m("api"), PIDFD_BOUND),
-		  "MNT/api stayed after its owner was SIGKILLed (the sidecar's pid is alive)");
+	          "MNT/api stayed after its owner was SIGKILLed (the sidecar's pid is alive)");
 	r = kill(older, 0);
 	cr_assert_eq(r, 0);
 	h_assert_daemon_alive();
@@ -851,7 +853,7 @@ Test(liveness, lock_file_gates_visibility)
 	web = srv_start("web.sock", &locked);
 	srv_start("plain.sock", NULL); /* control: no lock file, shown without any lock */
 	assert_or_log(h_wait_exists(h_m("plain/state")),
-		      "a service without a lock file did not appear");
+	              "a service without a lock file did not appear");
 	h_sleep_ms(FEW_INTERVALS);
 	r = access(h_m("web"), F_OK);
 	cr_assert_eq(r, -1, "web.lock exists and nobody holds it, yet MNT/web appeared");
@@ -869,7 +871,7 @@ Test(liveness, lock_file_gates_visibility)
 	for (int i = 0; i < 100; i++) {
 		r = try_lock(lock);
 		cr_assert_eq(r, 0, "flock(LOCK_EX|LOCK_NB) on the free web.lock failed: %s",
-			     strerror(-r));
+		             strerror(-r));
 		h_sleep_ms(10);
 	}
 	cr_assert(exists(h_m("plain/state")), "the control vanished");
@@ -905,7 +907,7 @@ Test(liveness, svcfs_never_takes_the_lock)
 	held = srv_start("held.sock", &held_opts);
 	srv_do(&held, CMD_LOCK);
 	assert_or_log(h_wait_exists(h_m("held/state")),
-		      "the service holding its lock did not appear");
+	              "the service holding its lock did not appear");
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
@@ -921,9 +923,9 @@ Test(liveness, svcfs_never_takes_the_lock)
 	} while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 2000);
 	cr_log_info("%d flock attempts on web.lock", tries);
 	cr_assert_eq(refused, 0, "%d of %d flock(LOCK_EX|LOCK_NB) on a free web.lock failed (%s)",
-		     refused, tries, strerror(-last));
+	             refused, tries, strerror(-last));
 	cr_assert_eq(seen, 0, "/proc/locks showed a lock on web.lock %d times (nobody holds it)",
-		     seen);
+	             seen);
 	/* our own brief locks may have shown it for a moment; nobody holds it now */
 	cr_assert(h_wait_gone(h_m("web")), "MNT/web is shown although nobody holds web.lock");
 	cr_assert(exists(h_m("held/state")), "the service holding its lock vanished");
@@ -947,18 +949,18 @@ Test(liveness, health_check_sets_unhealthy_and_back)
 	req = (struct lastreq_ctx){.s = &web, .want = "GET /healthz HTTP/1.0"};
 	ok = h_wait_until(lastreq_is, &req, SRV_MS);
 	cr_assert(ok, "the service never got 'GET /healthz HTTP/1.0' (last request: '%s')",
-		  req.got);
+	          req.got);
 	cr_assert(h_wait_content(h_m("web/state"), "alive\n"), "state is '%s' while answering 200",
-		  show(h_m("web/state")));
+	          show(h_m("web/state")));
 
 	srv_do(&web, CMD_HTTP500);
 	cr_assert(h_wait_content(h_m("web/state"), "unhealthy\n"),
-		  "state is '%s' while the health check answers 500", show(h_m("web/state")));
+	          "state is '%s' while the health check answers 500", show(h_m("web/state")));
 	cr_assert(h_wait_listed(H.mnt, "web", true), "an unhealthy service must stay listed");
 
 	srv_do(&web, CMD_HTTP200);
 	cr_assert(h_wait_content(h_m("web/state"), "alive\n"),
-		  "state is '%s' after the health check answers 200 again", show(h_m("web/state")));
+	          "state is '%s' after the health check answers 200 again", show(h_m("web/state")));
 	h_assert_daemon_alive();
 }
 
@@ -972,8 +974,8 @@ Test(liveness, health_check_timeout_is_unhealthy)
 	web = srv_start("web.sock", &silent);
 	cr_assert(h_wait_exists(h_m("web/state")), "MNT/web did not appear");
 	cr_assert(h_wait_content(h_m("web/state"), "unhealthy\n"),
-		  "state is '%s' for a service that never answers its health check",
-		  show(h_m("web/state")));
+	          "state is '%s' for a service that never answers its health check",
+	          show(h_m("web/state")));
 	cr_assert_gt(srv_count(&web), 1, "no health check ever connected");
 	cr_assert(h_wait_listed(H.mnt, "web", true), "an unhealthy service must stay listed");
 	h_assert_daemon_alive();
@@ -1027,13 +1029,13 @@ static void live_service(const char *name)
 static void assert_backing_has(const char *name, bool sock, bool json, bool pid, bool lock)
 {
 	cr_assert_eq(exists(h_b("%s.sock", name)), sock, "BACKING/%s.sock: %s", name,
-		     sock ? "deleted" : "still there");
+	             sock ? "deleted" : "still there");
 	cr_assert_eq(exists(h_b("%s.json", name)), json, "BACKING/%s.json: %s", name,
-		     json ? "deleted" : "still there");
+	             json ? "deleted" : "still there");
 	cr_assert_eq(exists(h_b("%s.pid", name)), pid, "BACKING/%s.pid: %s", name,
-		     pid ? "deleted" : "still there");
+	             pid ? "deleted" : "still there");
 	cr_assert_eq(exists(h_b("%s.lock", name)), lock, "BACKING/%s.lock: %s", name,
-		     lock ? "deleted" : "still there");
+	             lock ? "deleted" : "still there");
 }
 
 Test(liveness, reap_deletes_a_stale_socket_and_its_sidecars)
@@ -1100,7 +1102,7 @@ static bool has_word(const char *s, const char *needle)
 
 	for (const char *p = s; (p = strstr(p, needle)); p++) {
 		bool before = p == s || !((p[-1] >= 'a' && p[-1] <= 'z') ||
-					  (p[-1] >= 'A' && p[-1] <= 'Z') || p[-1] == '_');
+		                          (p[-1] >= 'A' && p[-1] <= 'Z') || p[-1] == '_');
 		bool after =
 		    !((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z') || p[n] == '_');
 		if (before && after)
@@ -1119,12 +1121,81 @@ Test(liveness, read_only_mount_is_refused)
 		int st = h_run_daemon(argv, 10000, &err);
 
 		cr_assert_neq(st, -1, "-o %s: svcfs did not exit (stderr: %s)", opts[i],
-			      err ? err : "");
+		              err ? err : "");
 		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2,
-			  "-o %s: expected exit status 2 (stderr: %s)", opts[i], err ? err : "");
+		          "-o %s: expected exit status 2 (stderr: %s)", opts[i], err ? err : "");
 		cr_assert(!h_mounted(H.mnt, NULL, 0), "-o %s: something was mounted", opts[i]);
 		cr_assert(err && has_word(err, "ro"), "-o %s: stderr does not mention ro:\n%s",
-			  opts[i], err ? err : "");
+		          opts[i], err ? err : "");
 		free(err);
 	}
+}
+
+/* ---- out of file descriptors: degrade, then recover ---- */
+
+/* Open descriptors of process PID, or -1. */
+static int fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * The daemon's soft RLIMIT_NOFILE lowered to what it holds (prlimit, as an
+ * administrator's ulimit would): services still appear (sock_diag needs no
+ * new descriptor), owners cannot be learnt, crashes are seen by interval,
+ * one log line says so. The limit raised again: owners are found, crashes
+ * are seen by pidfd again, one line says so, and the daemon exits 0.
+ */
+Test(liveness, out_of_descriptors_degrades_then_recovers)
+{
+	struct rlimit old, tight;
+	pid_t a, b, c;
+	char want[32];
+	int held, r;
+
+	h_mount_opts("probe_interval=0.3", NULL);
+	r = prlimit(H.daemon, RLIMIT_NOFILE, NULL, &old);
+	cr_assert_eq(r, 0, "prlimit: %s", strerror(errno));
+	held = fd_count(H.daemon);
+	cr_assert_gt(held, 0);
+	tight = (struct rlimit){.rlim_cur = (rlim_t)held, .rlim_max = old.rlim_max};
+	r = prlimit(H.daemon, RLIMIT_NOFILE, &tight, NULL);
+	cr_assert_eq(r, 0, "prlimit: %s", strerror(errno));
+
+	a = h_service("a.sock");
+	b = h_service("b.sock");
+	cr_assert(h_wait_exists(h_m("a/state")), "a service did not appear while short of fds");
+	cr_assert(h_wait_exists(h_m("b/state")));
+	cr_assert(h_wait_log("out of file descriptors"), "no log line about the shortage");
+	cr_assert_eq(h_count_lines(H.errlog, "out of file descriptors"), 1,
+	             "logged more than once");
+	cr_assert(access(h_m("a/pid"), F_OK) < 0, "an owner found without a descriptor to find it");
+	h_kill(a); /* no pidfd: the interval check sees it */
+	cr_assert(h_wait_gone(h_m("a")), "a crash not seen while short of fds");
+	h_assert_daemon_alive();
+
+	r = prlimit(H.daemon, RLIMIT_NOFILE, &old, NULL);
+	cr_assert_eq(r, 0, "prlimit: %s", strerror(errno));
+	snprintf(want, sizeof(want), "%ld\n", (long)b);
+	cr_assert(h_wait_content(h_m("b/pid"), want), "b's owner not found after the limit rose");
+	cr_assert(h_wait_log("file descriptors available again"));
+	c = h_service("c.sock");
+	snprintf(want, sizeof(want), "%ld\n", (long)c);
+	cr_assert(h_wait_content(h_m("c/pid"), want));
+	h_kill(c);
+	cr_assert(h_wait_gone(h_m("c")));
+	h_assert_daemon_alive();
+	cr_assert_eq(h_daemon_stop(), 0, "svcfs did not exit 0 after a shortage");
 }
