@@ -50,7 +50,7 @@ static const char *lint(const char *buf, size_t len, bool *ret_too_deep)
 				in_string = false;
 			else if (c == '\\')
 				i++; /* the escaped character; json-c checks the escape */
-			else if (c < 0x20 || c == 0x7f)
+			else if (c < 0x20) /* RFC 8259 §7; DEL needs no escape */
 				return "control character in a string";
 		} else if (c == '"') {
 			in_string = true;
