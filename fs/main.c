@@ -17,10 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -29,6 +33,8 @@
 #include "options.h"
 
 #define EXIT_USAGE 2
+
+extern char **environ;
 
 struct cli {
 	char *backing;
@@ -152,9 +158,100 @@ static bool path_within(const char *a, const char *b)
 	return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
 }
 
+/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r;) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+			r += 4;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
+/* Is an svcfs mount on absolute path PATH (the top one, per /proc/self/mountinfo)? */
+static bool svcfs_mounted_on(const char *path)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f)
+		return false;
+	while (getline(&line, &cap, f) > 0) {
+		char point[PATH_MAX], fstype[64];
+		const char *sep = strstr(line, " - ");
+
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER */
+		if (!sep || sscanf(line, "%*u %*u %*s %*s %4095s", point) != 1 ||
+		    sscanf(sep + 3, "%63s", fstype) != 1)
+			continue;
+		unescape_octal(point);
+		if (strcmp(point, path) == 0)
+			found =
+			    strcmp(fstype, "fuse.svcfs") == 0; /* the last one listed is on top */
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/*
+ * MOUNTPOINT answers ENOTCONN: a FUSE mount whose daemon is gone. If it is
+ * an svcfs mount, detach it (lazily: processes still inside keep their
+ * dead view) so that this svcfs can take its place, as `umount -l` then
+ * mount would; any other kind of mount is not ours to touch. Returns 0 if
+ * detached.
+ */
+static int replace_dead_mount(const char *mountpoint)
+{
+	char parent[PATH_MAX], abs[PATH_MAX], *copy, *slash;
+	const char *base;
+	int r = -1, st;
+	pid_t pid;
+
+	copy = strdup(mountpoint);
+	if (!copy)
+		return -1;
+	while (strlen(copy) > 1 && copy[strlen(copy) - 1] == '/')
+		copy[strlen(copy) - 1] = '\0';
+	slash = strrchr(copy, '/');
+	base = slash ? slash + 1 : copy;
+	if (slash)
+		*slash = '\0';
+	if (!realpath(slash ? (copy[0] ? copy : "/") : ".", parent) ||
+	    snprintf(abs, sizeof(abs), "%s/%s", strcmp(parent, "/") ? parent : "", base) >=
+	        (int)sizeof(abs) ||
+	    !svcfs_mounted_on(abs))
+		goto out;
+	fprintf(stderr,
+	        "svcfs: MOUNTPOINT %s: the svcfs mounted there is gone (%s); detaching it\n",
+	        mountpoint, strerror(ENOTCONN));
+	if (geteuid() == 0) {
+		r = umount2(abs, MNT_DETACH);
+	} else {
+		/* an ordinary user unmounts through fusermount3, as libfuse does */
+		char *const argv[] = {"fusermount3", "-u", "-z", "--", abs, NULL};
+		if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) == 0 &&
+		    waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			r = 0;
+	}
+out:
+	free(copy);
+	return r;
+}
+
 static int check_paths(const char *backing, const char *mountpoint, char *real_backing,
                        char *real_mnt, struct stat *ret_st)
 {
+	struct statfs sfs;
 	struct stat st;
 
 	if (!realpath(backing, real_backing) || stat(real_backing, &st) < 0) {
@@ -170,6 +267,12 @@ static int check_paths(const char *backing, const char *mountpoint, char *real_b
 		return -1;
 	}
 	*ret_st = st;
+	/*
+	 * statfs, not stat: the kernel may answer stat from its cache even when
+	 * the daemon behind the mount is gone; statfs always asks it.
+	 */
+	if (statfs(mountpoint, &sfs) < 0 && errno == ENOTCONN)
+		replace_dead_mount(mountpoint); /* then look again */
 	if (!realpath(mountpoint, real_mnt) || stat(real_mnt, &st) < 0) {
 		fprintf(stderr, "svcfs: MOUNTPOINT %s: %s\n", mountpoint, strerror(errno));
 		return -1;

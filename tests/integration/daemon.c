@@ -16,6 +16,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -552,4 +553,43 @@ Test(daemon, notify_socket_ready_then_stopping)
 	msg = notify_next(fd, buf, sizeof(buf));
 	cr_assert_str_eq(msg, "STOPPING=1");
 	close(fd);
+}
+
+/*
+ * A daemon SIGKILLed leaves its mount dead (ENOTCONN). Mounting svcfs there
+ * again detaches the dead one first (one line says so) and works — as
+ * `umount -l` then mount would — so restarts need no manual step.
+ */
+Test(daemon, dead_mount_is_replaced)
+{
+	struct statfs sfs;
+	struct pollfd p;
+	char *err;
+	pid_t dead;
+	int r, e;
+
+	h_mount();
+	h_service("web.sock");
+	cr_assert(h_wait_exists(h_m("web")));
+	dead = H.daemon;
+	kill(dead, SIGKILL);
+	p = (struct pollfd){.fd = H.daemon_fd, .events = POLLIN};
+	r = poll(&p, 1, H_TIMEOUT_MS); /* bounded: readable once it is dead */
+	cr_assert_eq(r, 1, "svcfs did not die of SIGKILL within %d ms", H_TIMEOUT_MS);
+	r = waitpid(dead, NULL, WNOHANG);
+	cr_assert_eq(r, dead);
+	H.daemon = 0;            /* reaped here */
+	r = statfs(H.mnt, &sfs); /* (stat may be answered from the kernel's cache) */
+	e = errno;
+	cr_assert(r < 0 && e == ENOTCONN, "a dead mount: statfs gave %d (%s)", r, strerror(e));
+	cr_assert(h_mounted(H.mnt, NULL, 0), "the dead mount is not listed any more");
+
+	h_mount(); /* returns at once: the dead mount is listed until replaced */
+	cr_assert(h_wait_exists(h_m("web/state")), "the new mount does not show the live service");
+	r = statfs(H.mnt, &sfs);
+	cr_assert_eq(r, 0, "statfs of the new mount: %s", strerror(errno));
+	err = h_daemon_stderr();
+	cr_assert(err && strstr(err, "the svcfs mounted there is gone"),
+	          "no line about the dead mount: %s", err ? err : "");
+	free(err);
 }
