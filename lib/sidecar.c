@@ -19,12 +19,56 @@ static bool is_json_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+static bool is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * Length of the number at P (RFC 8259 §6), or 0 if it is malformed or runs
+ * on into more number characters. json-c's strict mode takes "00", "-01",
+ * "00.5", "1." and "1.e5", and keeps a double's text as it was read: "1."
+ * would come out of meta.json and .services.json as it went in.
+ */
+static size_t number_len(const unsigned char *p, size_t len)
+{
+	size_t i = 0;
+
+	if (i < len && p[i] == '-')
+		i++;
+	if (i < len && p[i] == '0') {
+		i++;
+	} else if (i < len && is_digit(p[i])) {
+		while (i < len && is_digit(p[i]))
+			i++;
+	} else {
+		return 0;
+	}
+	if (i < len && p[i] == '.') {
+		if (++i == len || !is_digit(p[i]))
+			return 0;
+		while (i < len && is_digit(p[i]))
+			i++;
+	}
+	if (i < len && (p[i] == 'e' || p[i] == 'E')) {
+		if (++i < len && (p[i] == '+' || p[i] == '-'))
+			i++;
+		if (i == len || !is_digit(p[i]))
+			return 0;
+		while (i < len && is_digit(p[i]))
+			i++;
+	}
+	if (i < len && strchr("0123456789+-.eE", p[i]))
+		return 0;
+	return i;
+}
+
 /*
  * What json-c's strict mode still lets through, caught in one pass: invalid
- * UTF-8, raw control characters in strings, and anything outside strings
- * that strict JSON cannot hold there (single quotes, NaN, Infinity,
- * comments). Also measures the nesting depth, counting empty containers.
- * Returns NULL if the text passes, else the reason.
+ * UTF-8, raw control characters in strings, malformed numbers, and anything
+ * outside strings that strict JSON cannot hold there (single quotes, NaN,
+ * Infinity, comments). Also measures the nesting depth, counting empty
+ * containers. Returns NULL if the text passes, else the reason.
  */
 static const char *lint(const char *buf, size_t len, bool *ret_too_deep)
 {
@@ -61,6 +105,12 @@ static const char *lint(const char *buf, size_t len, bool *ret_too_deep)
 			}
 		} else if (c == '}' || c == ']') {
 			depth--;
+		} else if (c == '-' || is_digit(c)) {
+			size_t n = number_len(p + i, len - i);
+			if (n == 0)
+				return "malformed number";
+			i += n;
+			continue;
 		} else if (!strchr(outside, c)) {
 			return "not strict JSON";
 		}
