@@ -54,8 +54,9 @@ struct engine {
 	struct hprobe *hp_live;  /* health probes in flight */
 	struct hprobe *hp_dead;  /* finished ones, freed after each epoll batch */
 	size_t hp_count;
-	struct locks locks; /* held locks, from /proc/locks */
-	bool locks_fresh;   /* read in this batch */
+	uint64_t health_round; /* intervals counted, for health probes in turn */
+	struct locks locks;    /* held locks, from /proc/locks */
+	bool locks_fresh;      /* read in this batch */
 	size_t nvisible;
 	bool max_logged;
 	bool quiet; /* initial scan: one summary line instead of one per service */

@@ -700,13 +700,66 @@ static void check_dir(struct engine *e, struct tdir *d)
 		 * inotify sees BACKING, not where a symlink points: a symlinked
 		 * service is looked at afresh (target replaced, or gone).
 		 */
-		svc_health_start(e, s); /* each interval, for services with health_check */
 		if (s->via_link)
 			svc_evaluate(e, d, s->name);
 		else
 			svc_check(e, s);
 	}
 	HASH_ITER(hh, d->subdirs, sub, tsub) check_dir(e, sub);
+}
+
+struct health_due {
+	struct tsvc **v;
+	size_t n, cap;
+};
+
+static void health_collect(struct tdir *d, struct health_due *due)
+{
+	struct tdir *sub, *tsub;
+	struct tsvc *s, *ts;
+
+	HASH_ITER(hh, d->svcs, s, ts)
+	{
+		if (!s->health_path || s->hp || !s->vnode)
+			continue;
+		if (due->n == due->cap) {
+			size_t cap = due->cap ? due->cap * 2 : 64;
+			struct tsvc **v = realloc(due->v, cap * sizeof(*v));
+			if (!v)
+				return;
+			due->v = v;
+			due->cap = cap;
+		}
+		due->v[due->n++] = s;
+	}
+	HASH_ITER(hh, d->subdirs, sub, tsub) health_collect(sub, due);
+}
+
+static int health_older_first(const void *a, const void *b)
+{
+	const struct tsvc *x = *(struct tsvc *const *)a, *y = *(struct tsvc *const *)b;
+
+	return x->health_round < y->health_round ? -1 : x->health_round > y->health_round;
+}
+
+/*
+ * Start this interval's health probes: at most HEALTH_INFLIGHT_MAX in
+ * flight, the services probed longest ago first, so that every one gets
+ * its turn however many ask for a check.
+ */
+static void health_start_round(struct engine *e)
+{
+	struct health_due due = {0};
+
+	e->health_round++;
+	health_collect(e->root, &due);
+	if (due.n)
+		qsort(due.v, due.n, sizeof(*due.v), health_older_first);
+	for (size_t i = 0; i < due.n && e->hp_count < HEALTH_INFLIGHT_MAX; i++) {
+		due.v[i]->health_round = e->health_round;
+		svc_health_start(e, due.v[i]);
+	}
+	free(due.v);
 }
 
 void table_check_all(struct engine *e)
@@ -717,15 +770,18 @@ void table_check_all(struct engine *e)
 		return;
 	if (e->unwatched || e->fd_short) {
 		table_rescan(e); /* also checks every service */
-		return;
+	} else {
+		r = probe_dump(e->probe);
+		if (r < 0 && probe_has_diag(e->probe)) {
+			log_warn("sock_diag dump failed: %s; checking services one by one",
+			         strerror(-r));
+		}
+		e->dump_fresh = r == 0;
+		check_dir(e, e->root);
+		e->dump_fresh = false;
 	}
-	r = probe_dump(e->probe);
-	if (r < 0 && probe_has_diag(e->probe)) {
-		log_warn("sock_diag dump failed: %s; checking services one by one", strerror(-r));
-	}
-	e->dump_fresh = r == 0;
-	check_dir(e, e->root);
-	e->dump_fresh = false;
+	if (e->root)
+		health_start_round(e);
 }
 
 void table_run_retries(struct engine *e)

@@ -85,8 +85,9 @@ struct tsvc {
 	dev_t lock_dev;
 	ino_t lock_ino;
 	bool lock_untrusted_logged;
-	char *health_path; /* sidecar health_check, NULL if none */
-	struct hprobe *hp; /* health probe in flight */
+	char *health_path;     /* sidecar health_check, NULL if none */
+	struct hprobe *hp;     /* health probe in flight */
+	uint64_t health_round; /* the interval its last probe started in (round-robin) */
 	bool unhealthy;
 	struct timespec stale_since; /* no socket bound since (for reap), {0} if not stale */
 	json_object *sidecar;

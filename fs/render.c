@@ -14,8 +14,8 @@
 #include "render.h"
 #include "svcfs-internal.h"
 
-static const char *const reserved[] = {"socket", "meta.json", "pid", "uid",
-				       "gid",	 "state",     "since"};
+static const char *const reserved[] = {"socket", "meta.json", "pid",  "uid",
+                                       "gid",    "state",     "since"};
 
 bool render_reserved_name(const char *name)
 {
@@ -49,7 +49,7 @@ void render_time(time_t t, char *buf, size_t size)
 static const char *json_text(json_object *o)
 {
 	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						     JSON_C_TO_STRING_NOSLASHESCAPE);
+	                                             JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /* Keep S (from a svcfs_buf) for a file spec. Returns false on ENOMEM. */
@@ -76,7 +76,8 @@ static bool keep(struct render_output *out, struct svcfs_buf *b, const char *nam
 static void add_value_text(struct svcfs_buf *b, json_object *val)
 {
 	if (json_object_is_type(val, json_type_string))
-		svcfs_buf_add(b, json_object_get_string(val), (size_t)json_object_get_string_len(val));
+		svcfs_buf_add(b, json_object_get_string(val),
+		              (size_t)json_object_get_string_len(val));
 	else
 		svcfs_buf_adds(b, json_text(val));
 	svcfs_buf_add(b, "\n", 1);
@@ -84,7 +85,7 @@ static void add_value_text(struct svcfs_buf *b, json_object *val)
 
 /* The found fields, as "key":value pairs after a leading comma when needed. */
 static void add_found_fields(struct svcfs_buf *b, const struct render_input *in, bool comma,
-			     bool null_pid)
+                             bool null_pid)
 {
 	char since[32];
 
@@ -98,7 +99,7 @@ static void add_found_fields(struct svcfs_buf *b, const struct render_input *in,
 	else if (null_pid)
 		svcfs_buf_adds(b, ",\"pid\":null");
 	svcfs_buf_addf(b, ",\"uid\":%lu,\"gid\":%lu,\"state\":", (unsigned long)in->uid,
-		       (unsigned long)in->gid);
+	               (unsigned long)in->gid);
 	svcfs_buf_add_json_string(b, in->state, strlen(in->state));
 	svcfs_buf_addf(b, ",\"since\":\"%s\"", since);
 }
@@ -109,8 +110,10 @@ static void render_meta_json(struct svcfs_buf *b, const struct render_input *in)
 
 	svcfs_buf_add(b, "{", 1);
 	if (in->meta) {
-		json_object_object_foreach(in->meta, key, val) {
-			if (render_reserved_name(key))
+		json_object_object_foreach(in->meta, key, val)
+		{
+			/* what svcfs found wins; a key "meta.json" is only no file */
+			if (render_reserved_name(key) && strcmp(key, "meta.json") != 0)
 				continue;
 			if (comma)
 				svcfs_buf_add(b, ",", 1);
@@ -153,7 +156,7 @@ static bool add_target(struct svcfs_buf *b, json_object *val, bool comma)
 		if (comma)
 			svcfs_buf_add(b, ",", 1);
 		svcfs_buf_add_json_string(b, json_object_get_string(val),
-					  (size_t)json_object_get_string_len(val));
+		                          (size_t)json_object_get_string_len(val));
 		return true;
 	}
 	return false;
@@ -181,7 +184,8 @@ static void render_target(struct svcfs_buf *b, const struct render_input *in)
 	}
 	svcfs_buf_adds(b, "{\"targets\":[");
 	if (json_object_is_type(endpoints, json_type_object)) {
-		json_object_object_foreach(endpoints, k, v) {
+		json_object_object_foreach(endpoints, k, v)
+		{
 			(void)k;
 			any = add_target(b, v, any) || any;
 		}
@@ -206,7 +210,7 @@ static void render_target(struct svcfs_buf *b, const struct render_input *in)
 	svcfs_buf_adds(b, "],\"labels\":{\"job\":");
 	if (json_object_is_type(job, json_type_string) && json_object_get_string_len(job) > 0)
 		svcfs_buf_add_json_string(b, json_object_get_string(job),
-					  (size_t)json_object_get_string_len(job));
+		                          (size_t)json_object_get_string_len(job));
 	else if (in->group[0])
 		svcfs_buf_add_json_string(b, in->group, strlen(in->group));
 	else
@@ -215,7 +219,8 @@ static void render_target(struct svcfs_buf *b, const struct render_input *in)
 	if (in->group[0])
 		add_label(b, "group", in->group, strlen(in->group));
 	if (json_object_is_type(labels, json_type_object)) {
-		json_object_object_foreach(labels, k, v) {
+		json_object_object_foreach(labels, k, v)
+		{
 			const char *s;
 			if (!render_label_name_ok(k) || strcmp(k, "job") == 0 ||
 			    strcmp(k, "service") == 0 || strcmp(k, "group") == 0 ||
@@ -237,7 +242,7 @@ static void render_target(struct svcfs_buf *b, const struct render_input *in)
 			if (!json_object_is_type(tag, json_type_string))
 				continue;
 			svcfs_buf_add(&t, json_object_get_string(tag),
-				      (size_t)json_object_get_string_len(tag));
+			              (size_t)json_object_get_string_len(tag));
 			svcfs_buf_add(&t, ",", 1);
 		}
 		if (t.len > 1)
@@ -287,7 +292,8 @@ int render_service(const struct render_input *in, struct render_output *out)
 			goto fail;
 	}
 	if (in->meta) {
-		json_object_object_foreach(in->meta, key, val) {
+		json_object_object_foreach(in->meta, key, val)
+		{
 			if (render_reserved_name(key) || !svcfs_name_safe_key(key, strlen(key)))
 				continue;
 			add_value_text(&b, val);

@@ -93,7 +93,7 @@ static const char *lint(const char *buf, size_t len, bool *ret_too_deep)
 			if (c == '"')
 				in_string = false;
 			else if (c == '\\')
-				i++; /* the escaped character; json-c checks the escape */
+				i++;       /* the escaped character; json-c checks the escape */
 			else if (c < 0x20) /* RFC 8259 §7; DEL needs no escape */
 				return "control character in a string";
 		} else if (c == '"') {
@@ -151,7 +151,16 @@ int svcfs_sidecar_parse(const char *buf, size_t len, json_object **ret_obj, cons
 	obj = json_tokener_parse_ex(tok, buf, (int)len);
 	jerr = json_tokener_get_error(tok);
 	if (!obj) {
-		if (jerr == json_tokener_error_depth) {
+		size_t first = 0;
+
+		while (first < len && is_json_space(buf[first]))
+			first++;
+		if (jerr == json_tokener_success ||
+		    (first < len && buf[first] != '{' && buf[first] != '[')) {
+			/* null, or a number/string/literal json-c waits to see the end of */
+			*ret_why = "not a JSON object";
+			r = -EINVAL;
+		} else if (jerr == json_tokener_error_depth) {
 			*ret_why = "nested too deeply";
 			r = -E2BIG;
 		} else if (jerr == json_tokener_continue) {
@@ -201,8 +210,17 @@ int svcfs_sidecar_read(int dirfd, const char *name, uid_t trusted_uid, json_obje
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
-		*ret_why = r == -ELOOP ? "is a symlink" : strerror(errno);
-		return r == -ELOOP ? -EINVAL : r;
+		if (r == -ELOOP) {
+			*ret_why = "is a symlink";
+			return -EINVAL;
+		}
+		if (r ==
+		    -ENXIO) { /* a socket (or a device without a driver): open() says so first */
+			*ret_why = "not a regular file";
+			return -EINVAL;
+		}
+		*ret_why = strerror(errno);
+		return r;
 	}
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
