@@ -86,6 +86,8 @@ void engine_stop(struct engine *e);
 /* ---- table.c and liveness.c, for watch.c ---- */
 int table_open_root(struct engine *e);
 void table_close_root(struct engine *e);
+/* BACKING (held open) has been removed: its link count is 0. */
+bool table_root_deleted(struct engine *e);
 void table_rescan(struct engine *e);
 void table_dir_event(struct engine *e, struct tdir *d, uint32_t mask, const char *name);
 void table_check_all(struct engine *e);

@@ -610,6 +610,18 @@ int table_open_root(struct engine *e)
 	return 0;
 }
 
+/*
+ * BACKING removed while we hold it open: no IN_DELETE_SELF comes (the
+ * kernel sends it when the inode goes, and our descriptor keeps it), but
+ * its link count drops to 0 (an IN_ATTRIB on it; every interval looks too).
+ */
+bool table_root_deleted(struct engine *e)
+{
+	struct stat st;
+
+	return e->root && fstat(e->root->fd, &st) == 0 && st.st_nlink == 0;
+}
+
 void table_close_root(struct engine *e)
 {
 	if (!e->root)

@@ -101,15 +101,20 @@ static void handle_inotify(struct engine *e)
 				/* a group's parent reports it too; only the root matters here */
 				if (table_dir_is_root(e, d))
 					root_lost(e, ev->mask & IN_DELETE_SELF ? "deleted"
-										: "moved away");
+					                                       : "moved away");
 				if (!e->root)
 					break;
 				continue;
 			}
-			if (ev->len > 0)
+			if (ev->len > 0) {
 				table_dir_event(e, d, ev->mask, ev->name);
-			else if (ev->mask & IN_ATTRIB)
+			} else if (ev->mask & IN_ATTRIB) {
+				if (table_dir_is_root(e, d) && table_root_deleted(e)) {
+					root_lost(e, "deleted");
+					break;
+				}
 				table_dir_attr_changed(e, d); /* chmod/chown of the directory */
+			}
 		}
 	}
 	e->dump_fresh = false;
@@ -119,6 +124,8 @@ static void handle_inotify(struct engine *e)
 /* The probe-interval tick: check every service; look for a lost root. */
 static void handle_interval(struct engine *e)
 {
+	if (table_root_deleted(e))
+		root_lost(e, "deleted");
 	if (!e->root) {
 		if (table_open_root(e) == 0)
 			log_info("%s: back; following it again", e->backing);
@@ -218,13 +225,13 @@ static int add_fd(struct engine *e, int fd, uint32_t tag)
 }
 
 int engine_init(struct engine *e, const char *backing, const struct svcfs_options *opt,
-		struct view *view)
+                struct view *view)
 {
 	int r;
 
 	memset(e, 0, sizeof(*e));
 	e->inotify_fd = e->epoll_fd = e->interval_fd = e->retry_fd = e->poll_fd = e->stop_fd =
-		e->wake_fd = e->signal_fd = -1;
+	    e->wake_fd = e->signal_fd = -1;
 	e->opt = *opt;
 	e->view = view;
 	e->backing = strdup(backing);
@@ -232,12 +239,13 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 	if (!e->backing || !e->probe)
 		return -ENOMEM;
 	if (!probe_has_diag(e->probe))
-		log_warn("sock_diag (NETLINK_SOCK_DIAG) unavailable: probing services by connecting");
+		log_warn(
+		    "sock_diag (NETLINK_SOCK_DIAG) unavailable: probing services by connecting");
 	if (opt->poll <= 0) {
 		e->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		if (e->inotify_fd < 0)
 			log_warn("inotify unavailable (%s): rescanning every probe interval",
-				 strerror(errno));
+			         strerror(errno));
 	}
 	e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	e->interval_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -265,7 +273,8 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 	if (r < 0)
 		return r;
 	if (e->inotify_fd < 0)
-		e->unwatched = opt->poll <= 0; /* no inotify and no poll timer: rescan per interval */
+		e->unwatched =
+		    opt->poll <= 0; /* no inotify and no poll timer: rescan per interval */
 	return 0;
 }
 
@@ -325,7 +334,7 @@ void engine_stop(struct engine *e)
 	if (e->view)
 		view_set_waker(e->view, NULL, NULL);
 	int *fds[] = {&e->inotify_fd, &e->epoll_fd, &e->interval_fd, &e->retry_fd,
-		      &e->poll_fd,    &e->stop_fd,  &e->wake_fd,     &e->signal_fd};
+	              &e->poll_fd,    &e->stop_fd,  &e->wake_fd,     &e->signal_fd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
