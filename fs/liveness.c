@@ -694,6 +694,17 @@ static void check_dir(struct engine *e, struct tdir *d)
 	struct tdir *sub, *tsub;
 	struct tsvc *s, *ts;
 
+	/*
+	 * inotify sees BACKING, not where a symlink points: a directory with
+	 * symlinks is read again (its services checked with it), so a link
+	 * whose target starts listening later shows up, and one whose target
+	 * goes away leaves.
+	 */
+	if (d->has_links) {
+		table_scan_dir(e, d);
+		return;
+	}
+
 	HASH_ITER(hh, d->svcs, s, ts)
 	{
 		/*

@@ -32,6 +32,7 @@ struct tdir {
 	UT_hash_handle hh;    /* parent->subdirs */
 	UT_hash_handle hw;    /* engine->by_wd */
 	bool seen;
+	bool has_links; /* holds symlinks: read again every interval (see check_dir) */
 };
 
 /*
@@ -141,6 +142,8 @@ void svc_publish(struct engine *e, struct tsvc *s);
 void svc_vanish(struct engine *e, struct tsvc *s, const char *why);
 void svc_free(struct engine *e, struct tsvc *s, const char *why);
 void svc_evaluate(struct engine *e, struct tdir *d, const char *name);
+/* Read directory D (and its groups) again, checking every service in it. */
+void table_scan_dir(struct engine *e, struct tdir *d);
 
 /* liveness.c: the state machine */
 void svc_check(struct engine *e, struct tsvc *s);

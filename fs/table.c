@@ -527,6 +527,7 @@ static void dir_update_attr(struct engine *e, struct tdir *d)
 /* Reconcile D (and its groups) with what is in BACKING now. */
 static void dir_scan(struct engine *e, struct tdir *d)
 {
+	bool links = false;
 	struct tdir *sub, *tsub;
 	struct tsvc *s, *ts;
 	struct dirent *de;
@@ -561,8 +562,10 @@ static void dir_scan(struct engine *e, struct tdir *d)
 		if (type == DT_UNKNOWN) {
 			if (fstatat(d->fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 				continue;
-			type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+			type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
 		}
+		if (type == DT_LNK)
+			links = true;
 		if (type == DT_DIR) {
 			HASH_FIND_STR(d->subdirs, de->d_name, sub);
 			if (sub && fstatat(d->fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -579,8 +582,14 @@ static void dir_scan(struct engine *e, struct tdir *d)
 		evaluate_file(e, d, de->d_name, true);
 	}
 	closedir(dp);
+	d->has_links = links;
 	HASH_ITER(hh, d->subdirs, sub, tsub) if (!sub->seen) dir_free(e, sub);
 	HASH_ITER(hh, d->svcs, s, ts) if (!s->seen) svc_evaluate(e, d, s->name);
+}
+
+void table_scan_dir(struct engine *e, struct tdir *d)
+{
+	dir_scan(e, d);
 }
 
 /* ---- entry points for watch.c ---- */
@@ -708,6 +717,11 @@ void table_dir_event(struct engine *e, struct tdir *d, uint32_t mask, const char
 		}
 		svc_evaluate(e, d, name); /* a same-named service may leave or return */
 		return;
+	}
+	if (mask & (IN_CREATE | IN_MOVED_TO)) {
+		struct stat st;
+		if (fstatat(d->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			d->has_links = true;
 	}
 	evaluate_file(e, d, name, false);
 }
