@@ -63,9 +63,9 @@ struct vnode {
 	struct vnode *parent; /* NULL for the root and once unlinked */
 	char *name;
 	uint64_t nlookup; /* kernel references to this node and its files */
-	bool linked;	  /* in the tree (also while VIS_LEAVING) */
+	bool linked;      /* in the tree (also while VIS_LEAVING) */
 	enum vnode_vis vis;
-	struct vnode *leaving;	    /* dirs: children that are VIS_LEAVING */
+	struct vnode *leaving;      /* dirs: children that are VIS_LEAVING */
 	struct vnode *leaving_next; /* in parent->leaving */
 	uid_t uid;
 	gid_t gid;
@@ -73,7 +73,7 @@ struct vnode {
 	struct timespec mtime, ctime;
 	UT_hash_handle hh; /* view->by_id */
 	UT_hash_handle hn; /* parent->children, by name */
-	uint64_t seq;	   /* this node's readdir position in its parent */
+	uint64_t seq;      /* this node's readdir position in its parent */
 
 	/* root and groups */
 	struct vnode *children;
@@ -108,13 +108,12 @@ struct view {
 	void *notify_ctx;
 	void (*wake)(void *ctx); /* set once before threads start */
 	void *wake_ctx;
-	pid_t poker;	 /* engine thread id once in poke mode, else 0 */
-	uid_t poker_uid; /* the daemon's euid */
+	pid_t poker;               /* engine thread id once in poke mode, else 0 */
+	uid_t poker_uid;           /* the daemon's euid */
 	struct view_event *events; /* queued for view_flush() */
 	size_t nevents, events_cap;
 	bool events_lost; /* an event could not be queued: flush invalidates the root */
 };
-
 
 static struct timespec now(void)
 {
@@ -131,7 +130,7 @@ static uint64_t node_ino(const struct vnode *n)
 /* ---- events ---- */
 
 static void queue_event(struct view *v, enum view_event_kind kind, uint64_t parent, uint64_t ino,
-			const char *name)
+                        const char *name)
 {
 	struct view_event *ev;
 
@@ -339,7 +338,7 @@ static void fill_dir_stat(const struct view *v, const struct vnode *n, struct st
 }
 
 static void fill_file_stat(const struct view *v, const struct vnode *n, const struct vfile *f,
-			   struct stat *st)
+                           struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = node_ino(n) | f->slot;
@@ -481,7 +480,8 @@ struct view *view_free(struct view *v)
 	/* the children tables first: clearing one reads its first child */
 	HASH_CLEAR(hn, v->root.children);
 	HASH_ITER(hh, v->by_id, n, tmp) HASH_CLEAR(hn, n->children);
-	HASH_ITER(hh, v->by_id, n, tmp) {
+	HASH_ITER(hh, v->by_id, n, tmp)
+	{
 		HASH_DELETE(hh, v->by_id, n);
 		node_free(n);
 	}
@@ -529,14 +529,14 @@ void view_dir_set_attr(struct view *v, struct vnode *dir, uid_t uid, gid_t gid, 
 
 /* Create and link a directory node. Locked. */
 static struct vnode *dir_link(struct view *v, struct vnode *parent, const char *name,
-			      enum vnode_kind kind)
+                              enum vnode_kind kind)
 {
 	struct vnode *n, *old;
 	size_t len = strlen(name);
 
 	HASH_FIND(hn, parent->children, name, len, old);
 	if (old || (parent->kind == VN_ROOT && (strcmp(name, VIEW_SERVICES_NAME) == 0 ||
-						strcmp(name, VIEW_TARGETS_NAME) == 0)))
+	                                        strcmp(name, VIEW_TARGETS_NAME) == 0)))
 		return NULL;
 	n = calloc(1, sizeof(*n));
 	if (!n)
@@ -575,7 +575,7 @@ fail:
 }
 
 struct vnode *view_group_add(struct view *v, struct vnode *parent, const char *name, uid_t uid,
-			     gid_t gid, mode_t mode)
+                             gid_t gid, mode_t mode)
 {
 	struct vnode *n;
 
@@ -618,7 +618,7 @@ static bool str_equal(const char *a, const char *b)
 
 /* Set a service's files from SPEC. Locked. */
 static int service_files_set(struct view *v, struct vnode *n, const struct view_service_spec *spec,
-			     bool fresh, size_t *ret_dropped)
+                             bool fresh, size_t *ret_dropped)
 {
 	struct vfile *files;
 	size_t nfiles = 0, dropped = 0;
@@ -670,7 +670,7 @@ static int service_files_set(struct view *v, struct vnode *n, const struct view_
 		if (n->files[i].name) {
 			if (!fresh)
 				queue_event(v, VIEW_EV_FILE_REMOVED, node_ino(n),
-					    node_ino(n) | n->files[i].slot, n->files[i].name);
+				            node_ino(n) | n->files[i].slot, n->files[i].name);
 			listing_changed = true;
 		}
 		file_free(&n->files[i]);
@@ -753,8 +753,8 @@ static int replace_string(char **dst, const char *src, bool *changed)
 }
 
 struct vnode *view_service_set(struct view *v, struct vnode *parent, struct vnode *node,
-			       const char *name, const struct view_service_spec *spec,
-			       size_t *ret_dropped)
+                               const char *name, const struct view_service_spec *spec,
+                               size_t *ret_dropped)
 {
 	struct vnode *n = node;
 	bool fresh = !node, agg_changed = false;
@@ -793,7 +793,7 @@ struct vnode *view_service_set(struct view *v, struct vnode *parent, struct vnod
 		if (replace_string(&n->target_json, spec->target_json, &target_changed) < 0)
 			target_changed = true;
 		aggregates_dirty(v, (entry_changed ? AGG_SERVICES : 0) |
-					    (target_changed ? AGG_TARGETS : 0));
+		                        (target_changed ? AGG_TARGETS : 0));
 	}
 out:
 	pthread_mutex_unlock(&v->lock);
@@ -824,6 +824,13 @@ void view_remove(struct view *v, struct vnode *n)
 	if (n->kind == VN_SERVICE) {
 		service_list_remove(v, n);
 		aggregates_dirty(v, AGG_BOTH);
+		/*
+		 * Its files too: a process inside the directory (its cwd, an open
+		 * file) would still reach them by their cached names otherwise.
+		 */
+		for (size_t i = 0; i < n->nfiles; i++)
+			queue_event(v, VIEW_EV_FILE_REMOVED, node_ino(n),
+			            node_ino(n) | n->files[i].slot, n->files[i].name);
 	}
 	if (v->poker && n->vis == VIS_LIVE) {
 		/* the poker's RMDIR completes it, so that watchers see IN_DELETE */
@@ -963,7 +970,10 @@ int view_path(struct view *v, uint64_t ino, char *buf, size_t size, uint64_t *re
 	if (ino == VIEW_SERVICES_INO || ino == VIEW_TARGETS_INO) {
 		struct aggregate *agg = ino == VIEW_SERVICES_INO ? &v->services : &v->targets;
 		r = aggregate_render(v, ino);
-		if (r == 0 && !path_prepend(buf, &pos, ino == VIEW_SERVICES_INO ? VIEW_SERVICES_NAME : VIEW_TARGETS_NAME, false))
+		if (r == 0 &&
+		    !path_prepend(buf, &pos,
+		                  ino == VIEW_SERVICES_INO ? VIEW_SERVICES_NAME : VIEW_TARGETS_NAME,
+		                  false))
 			r = -ENAMETOOLONG;
 		if (r == 0 && ret_size)
 			*ret_size = agg->len;
@@ -1002,7 +1012,7 @@ out:
 /* ---- FUSE side ---- */
 
 int view_lookup(struct view *v, uint64_t parent, const char *name, pid_t caller,
-		struct stat *ret_st)
+                struct stat *ret_st)
 {
 	struct vnode *dir, *child = NULL;
 	struct vfile *f;
@@ -1094,7 +1104,7 @@ int view_readlink(struct view *v, uint64_t ino, view_data_fn *fn, void *ctx)
 }
 
 static void reply_range(const char *data, size_t len, uint64_t off, size_t size, view_data_fn *fn,
-			void *ctx)
+                        void *ctx)
 {
 	if (off >= len)
 		fn(ctx, data, 0);
@@ -1102,8 +1112,7 @@ static void reply_range(const char *data, size_t len, uint64_t off, size_t size,
 		fn(ctx, data + off, len - off < size ? len - off : size);
 }
 
-int view_read(struct view *v, uint64_t ino, uint64_t off, size_t size, view_data_fn *fn,
-	      void *ctx)
+int view_read(struct view *v, uint64_t ino, uint64_t off, size_t size, view_data_fn *fn, void *ctx)
 {
 	struct vnode *n;
 	struct vfile *f;
@@ -1140,7 +1149,7 @@ out:
 }
 
 int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dirent_fn *fn,
-		 void *ctx)
+                 void *ctx)
 {
 	struct vnode *dir;
 	struct stat st;
