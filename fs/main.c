@@ -40,7 +40,15 @@ struct cli {
 	char *backing;
 	char *mountpoint; /* ours, so that a bad one gets svcfs's message, not libfuse's */
 	int nonopts;
-	char *extra; /* the first argument after MOUNTPOINT: an error */
+	char *extra;       /* the first argument after MOUNTPOINT: an error */
+	bool auto_unmount; /* -o auto_unmount (also left for libfuse) */
+};
+
+enum { KEY_AUTO_UNMOUNT = 1 };
+
+static const struct fuse_opt cli_opts[] = {
+    FUSE_OPT_KEY("auto_unmount", KEY_AUTO_UNMOUNT),
+    FUSE_OPT_END,
 };
 
 static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -48,6 +56,10 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	struct cli *cli = data;
 
 	(void)outargs;
+	if (key == KEY_AUTO_UNMOUNT) {
+		cli->auto_unmount = true;
+		return 1; /* libfuse's too */
+	}
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
 	if (++cli->nonopts <= 2) {
@@ -248,6 +260,69 @@ out:
 	return r;
 }
 
+/*
+ * -o auto_unmount, kept: fusermount3's own guard unmounts a dead mount only
+ * if opening its root fails, but svcfs lets the kernel cache the root for a
+ * day and asks for no OPENDIR, so once the mount was used the open works on
+ * the dead connection and the mount stays — answering stale "alive" from
+ * the cache. So svcfs keeps a guard of its own: a child holding nothing but
+ * the read end of a pipe. When the daemon dies the pipe ends; if the mount
+ * is then dead (statfs: ENOTCONN), the guard detaches it. On a clean exit
+ * the daemon unmounts first, closes the pipe and reaps the guard.
+ */
+static pid_t start_unmount_guard(const char *mountpoint, int *ret_fd)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		struct statfs sfs;
+		char c;
+		sigset_t all;
+
+		sigfillset(&all);
+		sigprocmask(SIG_BLOCK, &all, NULL); /* only the daemon's death ends it */
+		if (dup2(p[0], 3) < 0)
+			_exit(1);
+		close_range(4, ~0U, 0); /* above all the FUSE device: its closing is the death */
+		if (chdir("/") < 0)
+			_exit(1);
+		while (read(3, &c, 1) < 0 && errno == EINTR)
+			;
+		if (statfs(mountpoint, &sfs) < 0 && errno == ENOTCONN &&
+		    svcfs_mounted_on(mountpoint)) {
+			if (geteuid() == 0) {
+				umount2(mountpoint, MNT_DETACH);
+			} else {
+				char *const argv[] = {"fusermount3",      "-u", "-z", "--",
+				                      (char *)mountpoint, NULL};
+				execvp(argv[0], argv);
+			}
+		}
+		_exit(0);
+	}
+	close(p[0]);
+	*ret_fd = p[1];
+	return pid;
+}
+
+static void stop_unmount_guard(pid_t pid, int fd)
+{
+	if (pid <= 0)
+		return;
+	close(fd); /* the mount is gone already: the guard finds nothing to do */
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 static int check_paths(const char *backing, const char *mountpoint, char *real_backing,
                        char *real_mnt, struct stat *ret_st)
 {
@@ -334,6 +409,8 @@ int main(int argc, char *argv[])
 	char real_backing[PATH_MAX], real_mnt[PATH_MAX], err[256], *fsname = NULL;
 	struct stat bst;
 	bool engine_ready = false, mounted = false;
+	pid_t guard = 0;
+	int guard_fd = -1;
 	int ret = EXIT_USAGE, r;
 
 	/*
@@ -355,7 +432,7 @@ int main(int argc, char *argv[])
 		signal(SIGPIPE, SIG_IGN);
 		sigaction(SIGUSR1, &sa, NULL);
 	}
-	if (fuse_opt_parse(&args, &cli, NULL, cli_proc) < 0)
+	if (fuse_opt_parse(&args, &cli, cli_opts, cli_proc) < 0)
 		goto out;
 	if (options_parse(&args, &opt, err, sizeof(err)) < 0) {
 		fprintf(stderr, "svcfs: %s\n", err);
@@ -432,6 +509,8 @@ int main(int argc, char *argv[])
 		goto out;
 	if (!cmd.foreground)
 		log_init(true, cmd.debug);
+	if (cli.auto_unmount && (guard = start_unmount_guard(real_mnt, &guard_fd)) < 0)
+		log_warn("auto_unmount: cannot start the guard: %s", strerror(errno));
 	fs.loop_thread = pthread_self();
 	engine.on_stop = notify_stop;
 	engine.on_stop_ctx = &fs;
@@ -464,6 +543,7 @@ out:
 	}
 	if (mounted)
 		fuse_session_unmount(fs.se);
+	stop_unmount_guard(guard, guard_fd);
 	if (fs.se)
 		fuse_session_destroy(fs.se);
 	fuse_loop_cfg_destroy(loop);
