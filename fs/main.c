@@ -297,7 +297,8 @@ static pid_t start_unmount_guard(const char *mountpoint, int *ret_fd)
 			_exit(1);
 		while (read(3, &c, 1) < 0 && errno == EINTR)
 			;
-		if (statfs(mountpoint, &sfs) < 0 && errno == ENOTCONN &&
+		/* ECONNABORTED: our statfs was pending when the connection was aborted */
+		if (statfs(mountpoint, &sfs) < 0 && (errno == ENOTCONN || errno == ECONNABORTED) &&
 		    svcfs_mounted_on(mountpoint)) {
 			if (geteuid() == 0) {
 				umount2(mountpoint, MNT_DETACH);
@@ -346,7 +347,7 @@ static int check_paths(const char *backing, const char *mountpoint, char *real_b
 	 * statfs, not stat: the kernel may answer stat from its cache even when
 	 * the daemon behind the mount is gone; statfs always asks it.
 	 */
-	if (statfs(mountpoint, &sfs) < 0 && errno == ENOTCONN)
+	if (statfs(mountpoint, &sfs) < 0 && (errno == ENOTCONN || errno == ECONNABORTED))
 		replace_dead_mount(mountpoint); /* then look again */
 	if (!realpath(mountpoint, real_mnt) || stat(real_mnt, &st) < 0) {
 		fprintf(stderr, "svcfs: MOUNTPOINT %s: %s\n", mountpoint, strerror(errno));
