@@ -298,15 +298,25 @@ static pid_t start_unmount_guard(const char *mountpoint, int *ret_fd)
 		while (read(3, &c, 1) < 0 && errno == EINTR)
 			;
 		/* ECONNABORTED: our statfs was pending when the connection was aborted */
-		if (statfs(mountpoint, &sfs) < 0 && (errno == ENOTCONN || errno == ECONNABORTED) &&
-		    svcfs_mounted_on(mountpoint)) {
+		/*
+		 * ECONNABORTED: our statfs was pending when the connection was
+		 * aborted. Tried a few times: fusermount3's own guard may be busy
+		 * with the same mount at the same moment.
+		 */
+		for (int tries = 0; tries < 20; tries++) {
+			if (!(statfs(mountpoint, &sfs) < 0 &&
+			      (errno == ENOTCONN || errno == ECONNABORTED) &&
+			      svcfs_mounted_on(mountpoint)))
+				break;
 			if (geteuid() == 0) {
 				umount2(mountpoint, MNT_DETACH);
 			} else {
 				char *const argv[] = {"fusermount3",      "-u", "-z", "--",
 				                      (char *)mountpoint, NULL};
 				execvp(argv[0], argv);
+				_exit(1);
 			}
+			poll(NULL, 0, 50);
 		}
 		_exit(0);
 	}
