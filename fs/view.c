@@ -1250,7 +1250,11 @@ int view_getxattr(struct view *v, uint64_t ino, const char *name, view_data_fn *
 		r = -ENOENT;
 		goto out;
 	}
-	if (slot != 0 || n->kind != VN_SERVICE || !n->linked)
+	if (!n->linked) {
+		r = -ENOENT; /* it vanished: as a lookup of it would say */
+		goto out;
+	}
+	if (slot != 0 || n->kind != VN_SERVICE)
 		goto out;
 	f = file_by_name(n, name + plen);
 	if (f) {
