@@ -3,7 +3,9 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config fuse3 libfuse3-dev libjson-c-dev uthash-dev
-      libcriterion-dev attr inotify-tools python3 util-linux procps)
+      libcriterion-dev attr inotify-tools python3 util-linux procps
+      clang libclang-rt-dev llvm # libFuzzer targets (tests/fuzz), symbolised reports
+      valgrind)                  # the integration suites under memcheck (tests/valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run every test: once in a normal
-# build, once under AddressSanitizer + UndefinedBehaviorSanitizer.
+# build, once under AddressSanitizer + UndefinedBehaviorSanitizer; then
+# the fuzz targets for a bounded time, and the integration suites with the
+# daemon under valgrind memcheck.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -25,6 +27,14 @@ run normal "$top/build"
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run "asan+ubsan" "$top/build-asan" -DSVCFS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+
+# libFuzzer (clang) on the sidecar, name and JSON-string code: the seeds,
+# then SVCFS_FUZZ_SECONDS (default 20) of fuzzing per target
+echo "== fuzz"
+bash tests/fuzz/run.sh "$top/build-fuzz" || status=1
+# the integration suites again, the daemon under valgrind memcheck (normal build)
+echo "== valgrind"
+bash tests/valgrind/run.sh "$top/build" || status=1
 
 # nothing may be left behind by the tests
 left=$(comm -13 <(echo "$mounts_before") <(findmnt -rn -t fuse.svcfs -o TARGET 2>/dev/null | sort) | grep . || true)
