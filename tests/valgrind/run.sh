@@ -22,6 +22,9 @@ declare -A skip=(
 	# reported, not a valgrind finding: .services.json lists a service a moment
 	# before MNT/NAME resolves (ENOENT); valgrind's slowness widens the window
 	[aggregates]="json_stays_valid_with_odd_names"
+	# issue 6, open: .services.json can lag in the kernel's cache after churn
+	# (the torn/lagging-content bug); valgrind's slowness makes it likely
+	[cache]="churn_under_readers_ends_correct"
 	# background_mode_and_umount looks for a process whose argv[0] is svcfs:
 	# under valgrind it is memcheck. status_xattr_on_the_root counts an owner
 	# exit seen through a pidfd, which needs the owner learnt before the
