@@ -31,6 +31,7 @@
 #include "fs.h"
 #include "log.h"
 #include "options.h"
+#include "svcfs-internal.h"
 
 #define EXIT_USAGE 2
 
@@ -170,23 +171,6 @@ static bool path_within(const char *a, const char *b)
 	return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
 }
 
-/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
-static void unescape_octal(char *s)
-{
-	char *w = s;
-
-	for (char *r = s; *r;) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-		    r[3] >= '0' && r[3] <= '7') {
-			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-			r += 4;
-		} else {
-			*w++ = *r++;
-		}
-	}
-	*w = '\0';
-}
-
 /* Is an svcfs mount on absolute path PATH (the top one, per /proc/self/mountinfo)? */
 static bool svcfs_mounted_on(const char *path)
 {
@@ -205,7 +189,7 @@ static bool svcfs_mounted_on(const char *path)
 		if (!sep || sscanf(line, "%*u %*u %*s %*s %4095s", point) != 1 ||
 		    sscanf(sep + 3, "%63s", fstype) != 1)
 			continue;
-		unescape_octal(point);
+		svcfs_unescape_octal(point);
 		if (strcmp(point, path) == 0)
 			found =
 			    strcmp(fstype, "fuse.svcfs") == 0; /* the last one listed is on top */

@@ -51,23 +51,6 @@ struct svcfs_info {
 
 /* ---- opening ---- */
 
-/* Undo mountinfo's octal escapes (\040 for a space ...) in place. */
-static void unescape_octal(char *s)
-{
-	char *w = s;
-
-	for (char *r = s; *r;) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-		    r[3] >= '0' && r[3] <= '7') {
-			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-			r += 4;
-		} else {
-			*w++ = *r++;
-		}
-	}
-	*w = '\0';
-}
-
 /*
  * Is FD on an svcfs mount? Then *ret_mountpoint is where its root is (a
  * new string; NULL when the mount is a bind of a subdirectory).
@@ -107,7 +90,7 @@ static int svcfs_mount_of(int fd, bool *ret_mount, char **ret_mountpoint)
 			break;
 		*ret_mount = true;
 		if (strcmp(root, "/") == 0) {
-			unescape_octal(point);
+			svcfs_unescape_octal(point);
 			*ret_mountpoint = strdup(point);
 			if (!*ret_mountpoint)
 				r = -ENOMEM;

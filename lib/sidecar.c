@@ -145,8 +145,10 @@ int svcfs_sidecar_parse(const char *buf, size_t len, json_object **ret_obj, cons
 	}
 	/* lint() has bounded the depth; json-c's own limit is only a backstop */
 	tok = json_tokener_new_ex(SVCFS_SIDECAR_DEPTH + 2);
-	if (!tok)
+	if (!tok) {
+		*ret_why = "out of memory";
 		return -ENOMEM;
+	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, buf, (int)len);
 	jerr = json_tokener_get_error(tok);

@@ -65,6 +65,9 @@ int svcfs_name_path_check(const char *name, bool strict, size_t *ret_ncomp);
 int svcfs_backing_socket(int dirfd, const char *name, char buf[SVCFS_NAME_MAX + 1],
                          const char **ret_file, struct stat *ret_st);
 
+/* Undo /proc/self/mountinfo's octal escapes (\040 for a space ...) in place. */
+void svcfs_unescape_octal(char *s);
+
 /* File-name tokens of SPEC §2: "-pidN" and "-portN" (0 when absent). */
 struct svcfs_tokens {
 	long pid;

@@ -118,25 +118,6 @@ static void write_bytes(const char *path, const void *buf, size_t len)
 	close(fd);
 }
 
-/* Descriptors PID holds (entries of /proc/PID/fd), -1 if unreadable. */
-static int fd_count(pid_t pid)
-{
-	char path[64];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* Anonymous memory shared with the children forked from now on. */
 static void *shared_new(size_t size)
 {
@@ -914,7 +895,7 @@ Test(faults, health_check_never_answered)
 	bool ok;
 
 	h_mount_opts("probe_interval=0.2,probe_timeout=100", NULL);
-	base = fd_count(H.daemon);
+	base = h_fd_count(H.daemon);
 	for (unsigned i = 0; i < NSILENT; i++)
 		h_write_atomic(h_b("s%02u.json", i), "{\"health_check\": \"/healthz\"}");
 	for (unsigned i = 0; i < NDRIB; i++)
@@ -970,7 +951,7 @@ Test(faults, health_check_never_answered)
 		cr_assert(h_wait_content(h_m("ok%02u/state", i), "alive\n"),
 		          "ok%02u (answers 200) is '%s'", i, show(h_m("ok%02u/state", i)));
 	h_sleep_ms(1000); /* five more rounds of probes */
-	fds = fd_count(H.daemon);
+	fds = h_fd_count(H.daemon);
 	cr_log_info("figure: daemon fds %d before, %d with %u hanging health checks", base, fds,
 	            NSILENT + NDRIB);
 	cr_assert_leq(fds, base + 64 + 16, "the daemon holds %d descriptors (%d at start)", fds,
@@ -1131,7 +1112,7 @@ Test(faults, thousands_of_sockets_in_one_process, .timeout = 240)
 	bool ok;
 
 	h_mount();
-	base = fd_count(H.daemon);
+	base = h_fd_count(H.daemon);
 	t0 = now_ms();
 	oc.pid = start_many(many, "", "m", N, DGRAM_EVERY);
 	t_bound = now_ms();
@@ -1143,7 +1124,7 @@ Test(faults, thousands_of_sockets_in_one_process, .timeout = 240)
 	assert_or_log(ok, "the process was not found as the owner of every socket");
 	cr_assert(h_wait_content(h_m("m0000/state"), "alive\n"), "a dgram socket is not alive");
 	cr_assert(h_wait_content(h_m("m0001/pid"), pid_line(oc.pid)));
-	fds = fd_count(H.daemon);
+	fds = h_fd_count(H.daemon);
 	cr_log_info("figure: daemon fds %d before, %d with %d sockets of one owner", base, fds, N);
 	cr_assert_leq(fds, base + 16, "the daemon holds %d descriptors for one owner (%d before)",
 	              fds, base);
@@ -1158,7 +1139,7 @@ Test(faults, thousands_of_sockets_in_one_process, .timeout = 240)
 	            "all owners known after %lld ms; SIGKILL -> all gone in %lld ms",
 	            N, N / DGRAM_EVERY, t_bound - t0, t_shown - t_bound, t_owned - t_bound,
 	            t_gone - t_kill);
-	fds = fd_count(H.daemon);
+	fds = h_fd_count(H.daemon);
 	cr_assert_leq(fds, base + 4, "the daemon keeps %d descriptors after the owner died (%d)",
 	              fds, base);
 	h_assert_daemon_alive();

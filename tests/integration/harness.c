@@ -33,11 +33,11 @@
 #endif
 
 #define DAEMON_START_MS 10000
-#define DAEMON_STOP_MS	10000
-#define KILL_MS		5000 /* after SIGKILL (and a FUSE abort): then it is stuck in the kernel */
-#define GRACE_MS	2000 /* for processes that die with a killed parent (PDEATHSIG) */
-#define RING		32
-#define MAX_PROBLEMS	16
+#define DAEMON_STOP_MS  10000
+#define KILL_MS         5000 /* after SIGKILL (and a FUSE abort): then it is stuck in the kernel */
+#define GRACE_MS        2000 /* for processes that die with a killed parent (PDEATHSIG) */
+#define RING            32
+#define MAX_PROBLEMS    16
 
 struct harness H;
 static bool atexit_done;
@@ -415,10 +415,11 @@ static bool detach_below(const struct mount_ent *ent, void *ctx)
 		char why[128] = "";
 		if (strcmp(ent->point, H.mnt) == 0 && H.daemon_reaped) {
 			strcpy(why, "; its daemon had ended: ");
-			describe_status(H.daemon_status, why + strlen(why), sizeof(why) - strlen(why));
+			describe_status(H.daemon_status, why + strlen(why),
+			                sizeof(why) - strlen(why));
 		}
 		problem("%s was still mounted (%s from %s%s)", ent->point, ent->fstype, ent->source,
-			why);
+		        why);
 	}
 	abort_and_detach(ent->point, ent->maj, ent->min);
 	c->n++;
@@ -606,7 +607,7 @@ static void describe_status(int st, char *buf, size_t size)
 		snprintf(buf, size, "exit status %d", WEXITSTATUS(st));
 	else if (WIFSIGNALED(st))
 		snprintf(buf, size, "killed by signal %d (%s)%s", WTERMSIG(st),
-			 strsignal(WTERMSIG(st)), WCOREDUMP(st) ? ", core dumped" : "");
+		         strsignal(WTERMSIG(st)), WCOREDUMP(st) ? ", core dumped" : "");
 	else
 		snprintf(buf, size, "wait status %#x", st);
 }
@@ -671,7 +672,7 @@ void h_mount_opts(const char *opts, const char *backing_arg)
 		}
 		if (now_ms() > end)
 			cr_assert_fail("%s did not appear in mountinfo within %d ms", H.mnt,
-				       DAEMON_START_MS);
+			               DAEMON_START_MS);
 		h_sleep_ms(H_POLL_MS);
 	}
 }
@@ -728,15 +729,15 @@ static int daemon_stop(bool *ignored)
 	if (ignored)
 		*ignored = true;
 	fprintf(stderr, "harness: svcfs (pid %d) ignored SIGTERM for %d ms; killing it\n",
-		(int)H.daemon, DAEMON_STOP_MS);
+	        (int)H.daemon, DAEMON_STOP_MS);
 	daemon_signal(SIGKILL);
 	for_each_mount(mounted_at, &m);
 	if (m.found)
 		abort_and_detach(H.mnt, m.maj, m.min);
 	st = wait_bounded(H.daemon, KILL_MS);
 	if (st == -1) {
-		fprintf(stderr, "harness: svcfs (pid %d) survived SIGKILL for %d ms\n", (int)H.daemon,
-			KILL_MS);
+		fprintf(stderr, "harness: svcfs (pid %d) survived SIGKILL for %d ms\n",
+		        (int)H.daemon, KILL_MS);
 		return -1;
 	}
 	daemon_forget();
@@ -803,8 +804,8 @@ static bool read_proc(pid_t pid, struct proc_info *pi)
 	if (!close_paren)
 		return false;
 	pi->pid = pid;
-	snprintf(pi->comm, sizeof(pi->comm), "%.*s",
-		 (int)(close_paren - strchr(buf, '(') - 1), strchr(buf, '(') + 1);
+	snprintf(pi->comm, sizeof(pi->comm), "%.*s", (int)(close_paren - strchr(buf, '(') - 1),
+	         strchr(buf, '(') + 1);
 	return sscanf(close_paren + 2, "%c %d %*d %d", &pi->state, &pi->ppid, &pi->sid) == 3;
 }
 
@@ -868,7 +869,8 @@ static int find_left(struct proc_info *left, int max)
 	return n;
 }
 
-/* Kill what the test left running; each one is a problem (after GRACE_MS for those that are dying). */
+/* Kill what the test left running; each one is a problem (after GRACE_MS for those that are dying).
+ */
 static void kill_left(void)
 {
 	struct proc_info left[MAX_LEFT];
@@ -883,7 +885,7 @@ static void kill_left(void)
 			continue; /* already reported: it survived SIGKILL */
 		fd = pidfd_open(left[i].pid, 0);
 		problem("process %d (%s, state %c) was still running", (int)left[i].pid,
-			left[i].comm, left[i].state);
+		        left[i].comm, left[i].state);
 		if (fd >= 0 && !kill_and_reap(fd, left[i].pid, KILL_MS))
 			problem("process %d (%s) survived SIGKILL", (int)left[i].pid, left[i].comm);
 		if (fd >= 0)
@@ -901,7 +903,8 @@ static void log_daemon_stderr(bool report)
 	if (report)
 		cr_log_error("daemon stderr%s:\n%s", len > 4000 ? " (end)" : "", tail);
 	else
-		fprintf(stderr, "harness: daemon stderr%s:\n%s\n", len > 4000 ? " (end)" : "", tail);
+		fprintf(stderr, "harness: daemon stderr%s:\n%s\n", len > 4000 ? " (end)" : "",
+		        tail);
 	free(err);
 }
 
@@ -929,7 +932,7 @@ static void teardown(bool report)
 		int st = daemon_stop(&ignored);
 		if (ignored) {
 			problem("svcfs did not exit within %d ms of SIGTERM%s", DAEMON_STOP_MS,
-				H.daemon ? "; it even survived SIGKILL" : " (killed)");
+			        H.daemon ? "; it even survived SIGKILL" : " (killed)");
 			show_err = true;
 		} else if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0) && !WIFSIGNALED(st)) {
 			describe_status(st, why, sizeof(why));
@@ -977,9 +980,10 @@ static void teardown(bool report)
 	for (int i = 0; i < nproblems; i++) {
 		if (report)
 			cr_log_error("TEARDOWN FAILED for %s::%s: %s",
-				     criterion_current_test ? criterion_current_test->category : "?",
-				     criterion_current_test ? criterion_current_test->name : "?",
-				     problems[i]);
+			             criterion_current_test ? criterion_current_test->category
+			                                    : "?",
+			             criterion_current_test ? criterion_current_test->name : "?",
+			             problems[i]);
 		else
 			fprintf(stderr, "harness: teardown (atexit): %s\n", problems[i]);
 	}
@@ -1367,7 +1371,7 @@ static void write_atomic(const char *path, const char *content, bool owned, uid_
 	slash = strrchr(abs, '/');
 	cr_assert_not_null(slash);
 	snprintf(tmp, sizeof(tmp), "%.*s/.%s.tmp%d", (int)(slash - abs), abs, slash + 1,
-		 (int)getpid());
+	         (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	cr_assert_geq(fd, 0, "open %s: %s", tmp, strerror(errno));
 	write_all(tmp, fd, content);
@@ -1672,4 +1676,21 @@ int h_as_user(uid_t uid, gid_t gid, gid_t supp, int (*fn)(const void *arg), cons
 	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) == 255)
 		return -1;
 	return WEXITSTATUS(st);
+}
+
+int h_fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
 }

@@ -42,18 +42,18 @@
 #define H_MAX_CHILDREN 64
 
 struct harness {
-	char root[PATH_MAX];	/* mkdtemp: everything below is removed at teardown */
+	char root[PATH_MAX];    /* mkdtemp: everything below is removed at teardown */
 	char backing[PATH_MAX]; /* root/b (real path) */
-	char mnt[PATH_MAX];	/* root/m (real path) */
-	char errlog[PATH_MAX];	/* the daemon's stderr */
-	pid_t daemon;		/* 0: not running (or reaped) */
-	int daemon_status;	/* wait status once reaped */
+	char mnt[PATH_MAX];     /* root/m (real path) */
+	char errlog[PATH_MAX];  /* the daemon's stderr */
+	pid_t daemon;           /* 0: not running (or reaped) */
+	int daemon_status;      /* wait status once reaped */
 	bool daemon_reaped;
 	pid_t children[H_MAX_CHILDREN]; /* services; 0: free slot */
-	bool ready;			/* h_setup completed */
-	pid_t owner;			/* the test process (ran h_setup): only it tears down */
-	int daemon_fd;			/* pidfd of daemon, -1 */
-	int child_fds[H_MAX_CHILDREN];	/* pidfds of children[], -1 */
+	bool ready;                     /* h_setup completed */
+	pid_t owner;                    /* the test process (ran h_setup): only it tears down */
+	int daemon_fd;                  /* pidfd of daemon, -1 */
+	int child_fds[H_MAX_CHILDREN];  /* pidfds of children[], -1 */
 };
 
 extern struct harness H;
@@ -88,6 +88,9 @@ int h_daemon_stop(void);
 /* Fail the test (with the daemon's stderr) if the daemon is no longer running. */
 void h_assert_daemon_alive(void);
 
+/* Descriptors process PID holds (entries of /proc/PID/fd), -1 if unreadable. */
+int h_fd_count(pid_t pid);
+
 /* True if MNT is a mountpoint of type fuse.svcfs; its source into RET_SOURCE (may be NULL). */
 bool h_mounted(const char *mnt, char *ret_source, size_t size);
 
@@ -119,12 +122,12 @@ const char *h_r(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- services ---- */
 
 struct h_service_opts {
-	int type;	      /* SOCK_STREAM (0 means stream), SOCK_SEQPACKET, SOCK_DGRAM */
-	bool no_listen;	      /* bind only: never listen */
-	int backlog;	      /* 0: 64 */
+	int type;             /* SOCK_STREAM (0 means stream), SOCK_SEQPACKET, SOCK_DGRAM */
+	bool no_listen;       /* bind only: never listen */
+	int backlog;          /* 0: 64 */
 	const char *greeting; /* stream/seqpacket: accept forever, send this, close */
-	mode_t mode;	      /* chmod the socket file after bind (0: leave it) */
-	bool set_owner;	      /* chown the socket to uid:gid, then become uid:gid */
+	mode_t mode;          /* chmod the socket file after bind (0: leave it) */
+	bool set_owner;       /* chown the socket to uid:gid, then become uid:gid */
 	uid_t uid;
 	gid_t gid;
 	bool listen_on_usr1; /* bind, then listen only when sent SIGUSR1 */

@@ -1133,24 +1133,6 @@ Test(liveness, read_only_mount_is_refused)
 
 /* ---- out of file descriptors: degrade, then recover ---- */
 
-/* Open descriptors of process PID, or -1. */
-static int fd_count(pid_t pid)
-{
-	char path[64];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /*
  * The daemon's soft RLIMIT_NOFILE lowered to what it holds (prlimit, as an
  * administrator's ulimit would): services still appear (sock_diag needs no
@@ -1168,7 +1150,7 @@ Test(liveness, out_of_descriptors_degrades_then_recovers)
 	h_mount_opts("probe_interval=0.3", NULL);
 	r = prlimit(H.daemon, RLIMIT_NOFILE, NULL, &old);
 	cr_assert_eq(r, 0, "prlimit: %s", strerror(errno));
-	held = fd_count(H.daemon);
+	held = h_fd_count(H.daemon);
 	cr_assert_gt(held, 0);
 	tight = (struct rlimit){.rlim_cur = (rlim_t)held, .rlim_max = old.rlim_max};
 	r = prlimit(H.daemon, RLIMIT_NOFILE, &tight, NULL);
