@@ -14,9 +14,15 @@
  *                 notify_delete and the parent's listing
  *   FILE_REMOVED  notify_delete and the parent's listing
  *   MODIFIED      the file's pages and attributes, then truncate to its
- *                 size through the mount (IN_MODIFY, no data written)
+ *                 size through the mount (IN_MODIFY, no data written);
+ *                 for an aggregate, its entry is moved to the new version
+ *                 (replace_aggregate) before the truncate
  *   ATTRIB        the inode's attributes (and pages)
  *   DIR_CHANGED   the directory's listing and attributes
+ *
+ * The aggregates' MODIFIED come last in a batch, after every poke of it:
+ * they list only what users can see, and a service becomes visible in its
+ * MKDIR poke (view.h), so their text changes during the batch.
  *
  * Before poke mode starts (the engine thread's first moment) only the
  * invalidations happen. A batch often touches one inode many times; each
@@ -135,6 +141,79 @@ static void poke_modify(struct svcfs_fs *fs, uint64_t ino)
 		STATS_INC(fs->stats, events);
 }
 
+static bool is_aggregate_change(const struct view_event *ev)
+{
+	return ev->kind == VIEW_EV_MODIFIED &&
+	       (ev->ino == VIEW_SERVICES_INO || ev->ino == VIEW_TARGETS_INO);
+}
+
+/*
+ * An aggregate changed: its name moves to a new version (view.c), as if
+ * renamed over. When the kernel knows the old version, watchers of that
+ * file get IN_MODIFY (a poke of it while its name still leads to it), then
+ * its entry is deleted (IN_DELETE_SELF, as after rename(2): watch the
+ * directory to follow every change). The next lookup finds the new
+ * version, and the caller's poke gives watchers of the root IN_MODIFY.
+ */
+static void replace_aggregate(struct svcfs_fs *fs, const struct view_event *ev,
+                              struct seen *truncated)
+{
+	const char *name = ev->ino == VIEW_SERVICES_INO ? VIEW_SERVICES_NAME : VIEW_TARGETS_NAME;
+
+	if (ev->parent && first_time(truncated, ev->parent))
+		poke_modify(fs, ev->parent);
+	if (ev->parent)
+		check(fuse_lowlevel_notify_delete(fs->se, VIEW_ROOT_INO, ev->parent, name,
+		                                  strlen(name)),
+		      "notify_delete", ev->parent);
+	else
+		check(fuse_lowlevel_notify_inval_entry(fs->se, VIEW_ROOT_INO, name, strlen(name)),
+		      "inval_entry", ev->ino);
+}
+
+static void handle(struct svcfs_fs *fs, const struct view_event *ev, struct seen *invalidated,
+                   struct seen *truncated)
+{
+	switch (ev->kind) {
+	case VIEW_EV_ADDED:
+		if (!poke_dir(fs, ev->ino, true)) {
+			view_settle(fs->view, ev->ino);
+			inval_inode(fs->se, invalidated, ev->parent);
+		}
+		break;
+	case VIEW_EV_REMOVED:
+		if (poke_dir(fs, ev->ino, false))
+			break;
+		view_settle(fs->view, ev->ino);
+		__attribute__((fallthrough)); /* forget it the quiet way */
+	case VIEW_EV_FILE_REMOVED:
+		check(fuse_lowlevel_notify_delete(fs->se, ev->parent, ev->ino, ev->name,
+		                                  strlen(ev->name)),
+		      "notify_delete", ev->ino);
+		inval_inode(fs->se, invalidated, ev->parent);
+		break;
+	case VIEW_EV_MODIFIED:
+		if (is_aggregate_change(ev)) {
+			replace_aggregate(fs, ev, truncated);
+		} else {
+			/* pages first, so that a watcher woken by the poke reads the new text */
+			inval_inode(fs->se, invalidated, ev->ino);
+		}
+		if (first_time(truncated, ev->ino))
+			poke_modify(fs, ev->ino);
+		break;
+	case VIEW_EV_ATTRIB:
+	case VIEW_EV_DIR_CHANGED:
+		inval_inode(fs->se, invalidated, ev->ino);
+		break;
+	}
+	/* bound the linear searches on huge batches (a rescan) */
+	if (invalidated->n > 4096)
+		invalidated->n = 0;
+	if (truncated->n > 4096)
+		truncated->n = 0;
+}
+
 void notify_events(void *ctx, const struct view_event *events, size_t n)
 {
 	struct svcfs_fs *fs = ctx;
@@ -142,43 +221,13 @@ void notify_events(void *ctx, const struct view_event *events, size_t n)
 
 	if (!atomic_load(&fs->mounted))
 		return; /* nothing can be cached before the mount */
-	for (size_t i = 0; i < n && atomic_load(&fs->mounted); i++) {
-		const struct view_event *ev = &events[i];
-		switch (ev->kind) {
-		case VIEW_EV_ADDED:
-			if (!poke_dir(fs, ev->ino, true)) {
-				view_settle(fs->view, ev->ino);
-				inval_inode(fs->se, &invalidated, ev->parent);
-			}
-			break;
-		case VIEW_EV_REMOVED:
-			if (poke_dir(fs, ev->ino, false))
-				break;
-			view_settle(fs->view, ev->ino);
-			__attribute__((fallthrough)); /* forget it the quiet way */
-		case VIEW_EV_FILE_REMOVED:
-			check(fuse_lowlevel_notify_delete(fs->se, ev->parent, ev->ino, ev->name,
-			                                  strlen(ev->name)),
-			      "notify_delete", ev->ino);
-			inval_inode(fs->se, &invalidated, ev->parent);
-			break;
-		case VIEW_EV_MODIFIED:
-			/* pages first, so that a watcher woken by the poke reads the new text */
-			inval_inode(fs->se, &invalidated, ev->ino);
-			if (first_time(&truncated, ev->ino))
-				poke_modify(fs, ev->ino);
-			break;
-		case VIEW_EV_ATTRIB:
-		case VIEW_EV_DIR_CHANGED:
-			inval_inode(fs->se, &invalidated, ev->ino);
-			break;
-		}
-		/* bound the linear searches on huge batches (a rescan) */
-		if (invalidated.n > 4096)
-			invalidated.n = 0;
-		if (truncated.n > 4096)
-			truncated.n = 0;
-	}
+	for (size_t i = 0; i < n && atomic_load(&fs->mounted); i++)
+		if (!is_aggregate_change(&events[i]))
+			handle(fs, &events[i], &invalidated, &truncated);
+	invalidated.n = 0; /* what was invalidated so far came before the pokes */
+	for (size_t i = 0; i < n && atomic_load(&fs->mounted); i++)
+		if (is_aggregate_change(&events[i]))
+			handle(fs, &events[i], &invalidated, &truncated);
 	free(invalidated.inos);
 	free(truncated.inos);
 }

@@ -20,7 +20,20 @@
  * are slot + 2. A directory keeps its children in an array ordered by
  * sequence number (removed ones leave a hole until compaction), so a
  * readdir resumes with a binary search and never skips or repeats an entry
- * that stayed in the directory.
+ * that stayed in the directory. *
+ * Contents and sizes: the kernel takes a file's size from our attribute
+ * replies and its pages from our read replies, at different moments, and
+ * copies a read out of the pages up to the size it holds. Were a read to
+ * serve a new text while the kernel holds the old size, the reader would
+ * get the new text cut at the old length (or padded with zeros) — and the
+ * page stays cached so until the next change. So a file remembers whether
+ * its text's size went to the kernel (told) and keeps the text it told
+ * before (shown) while that size differs: reads serve what was told;
+ * every attribute reply (lookup, getattr, readdirplus, setattr) tells the
+ * current text. The change's invalidation (notify.c) then makes the
+ * kernel ask for the attributes again. When the size does not change, the
+ * kernel keeps its pages across the new attributes, so then the current
+ * text is served at once (the size is right either way).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -43,10 +56,22 @@ enum vnode_vis {
 
 #define FIRST_CHILD_SEQ 16
 
-struct vfile {
-	char *name;
+/*
+ * What a read serves must match the size the kernel holds (see "Contents
+ * and sizes" above): SHOWN keeps the text whose size the kernel was last
+ * told while that size differs from the current text's.
+ */
+struct text {
 	char *data; /* NUL-terminated, len bytes */
 	size_t len;
+	bool told;   /* data's size went to the kernel in an attribute reply */
+	char *shown; /* else the text it was told last, if its size differs */
+	size_t shown_len;
+};
+
+struct vfile {
+	char *name;
+	struct text t;
 	unsigned slot;
 	bool link;
 	struct timespec mtime;
@@ -90,9 +115,28 @@ struct vnode {
 	struct vnode *svc_prev, *svc_next; /* list of linked services */
 };
 
-struct aggregate {
-	char *data; /* rendered content; NULL while dirty */
+/*
+ * One version of an aggregate file. Its text never changes: a change makes
+ * a new version with a new inode, and the name is moved to it (notify.c),
+ * as a writer replacing a file with rename(2) would. A reader holding the
+ * old one open reads one whole document however many reads it takes; the
+ * version is freed once it is not current and the kernel forgot it.
+ */
+struct aggver {
+	uint64_t id;      /* inode = id << VIEW_INO_SHIFT, from the nodes' counter */
+	const char *name; /* its file name in the root */
+	char *data;
 	size_t len;
+	struct timespec mtime;
+	uint64_t nlookup;
+	bool current;
+	UT_hash_handle hh; /* view->aggvers */
+};
+
+struct aggregate {
+	uint64_t alias; /* VIEW_SERVICES_INO or VIEW_TARGETS_INO */
+	const char *name;
+	struct aggver *cur; /* NULL while dirty: rendered at the next access */
 	struct timespec mtime;
 };
 
@@ -104,6 +148,7 @@ struct view {
 	struct vnode *svc_head, *svc_tail;
 	size_t nservices;
 	struct aggregate services, targets;
+	struct aggver *aggvers; /* every version the kernel may still refer to */
 	view_notify_fn *notify;
 	void *notify_ctx;
 	void (*wake)(void *ctx); /* set once before threads start */
@@ -199,46 +244,144 @@ void view_write_refused(struct view *v, uint64_t ino)
 		v->wake(v->wake_ctx);
 }
 
+/* ---- texts ---- */
+
+/* Drop SHOWN once the current text has the same size: it is then as good. */
+static void text_trim(struct text *t)
+{
+	if (t->shown && t->data && t->shown_len == t->len) {
+		free(t->shown);
+		t->shown = NULL;
+	}
+}
+
+/* Make DATA (owned; NULL: to be rendered) the current text. */
+static void text_replace(struct text *t, char *data, size_t len)
+{
+	if (t->told && t->data) {
+		free(t->shown);
+		t->shown = t->data;
+		t->shown_len = t->len;
+	} else {
+		free(t->data);
+	}
+	t->data = data;
+	t->len = data ? len : 0;
+	t->told = false;
+	text_trim(t);
+}
+
+/* The current text's size is going to the kernel (T->data is set). */
+static void text_tell(struct text *t)
+{
+	free(t->shown);
+	t->shown = NULL;
+	t->told = true;
+}
+
+/* What a read serves: the text whose size the kernel holds. */
+static void text_served(const struct text *t, const char **ret, size_t *ret_len)
+{
+	*ret = t->shown ? t->shown : t->data;
+	*ret_len = t->shown ? t->shown_len : t->len;
+}
+
+static void text_free(struct text *t)
+{
+	free(t->data);
+	free(t->shown);
+	*t = (struct text){0};
+}
+
 #define AGG_SERVICES 1u
 #define AGG_TARGETS  2u
 #define AGG_BOTH     (AGG_SERVICES | AGG_TARGETS)
+
+static uint64_t aggver_ino(const struct aggver *a)
+{
+	return a->id << VIEW_INO_SHIFT;
+}
+
+/* Free version A if it is neither current nor known to the kernel. Locked. */
+static void aggver_release(struct view *v, struct aggver *a)
+{
+	if (a->current || a->nlookup > 0)
+		return;
+	HASH_DELETE(hh, v->aggvers, a);
+	free(a->data);
+	free(a);
+}
+
+/* The current version becomes an old one. Returns its inode if the kernel knows it, else 0. */
+static uint64_t aggregate_retire(struct view *v, struct aggregate *agg)
+{
+	struct aggver *old = agg->cur;
+	uint64_t ino;
+
+	agg->mtime = now();
+	if (!old)
+		return 0;
+	ino = old->nlookup > 0 ? aggver_ino(old) : 0;
+	agg->cur = NULL;
+	old->current = false;
+	aggver_release(v, old);
+	return ino;
+}
 
 /* The aggregate files in WHICH (AGG_*) changed. Locked. */
 static void aggregates_dirty(struct view *v, unsigned which)
 {
 	struct aggregate *aggs[] = {&v->services, &v->targets};
-	uint64_t inos[] = {VIEW_SERVICES_INO, VIEW_TARGETS_INO};
 
 	for (int i = 0; i < 2; i++) {
+		bool had = aggs[i]->cur != NULL;
+		uint64_t old;
+
 		if (!(which & (1u << i)))
 			continue;
-		aggs[i]->mtime = now();
+		old = aggregate_retire(v, aggs[i]);
 		/*
-		 * The kernel can only cache what it read since the last render;
-		 * if it is already dirty, the invalidation sent then still holds.
-		 * Watchers, though, must hear of every change (SPEC §5): in poke
-		 * mode each one is an event (notify.c sends one per batch).
+		 * If no version was rendered since the last change, the kernel
+		 * holds none: the event sent then still holds. Watchers, though,
+		 * must hear of every change (SPEC §5): in poke mode each one is
+		 * an event (notify.c sends one per batch). PARENT carries the
+		 * old version's inode when the kernel knows it.
 		 */
-		if (aggs[i]->data || v->poker)
-			queue_event(v, VIEW_EV_MODIFIED, 0, inos[i], NULL);
-		free(aggs[i]->data);
-		aggs[i]->data = NULL;
+		if (had || v->poker)
+			queue_event(v, VIEW_EV_MODIFIED, old, aggs[i]->alias, NULL);
 	}
 }
 
-static int aggregate_render(struct view *v, uint64_t ino)
+/*
+ * A service became visible (its MKDIR poke): the aggregates, which list
+ * only what users can see, change with it. No event of its own: the batch
+ * that added the service carries the aggregates' MODIFIED, which notify.c
+ * handles after the batch's pokes. Locked.
+ */
+static void aggregates_stale(struct view *v)
 {
-	struct aggregate *agg = ino == VIEW_SERVICES_INO ? &v->services : &v->targets;
+	aggregate_retire(v, &v->services);
+	aggregate_retire(v, &v->targets);
+}
+
+/* The current version of AGG, rendered if needed; NULL on ENOMEM. Locked. */
+static struct aggver *aggregate_current(struct view *v, struct aggregate *agg)
+{
+	struct aggver *a;
 	struct svcfs_buf b;
 	bool first = true;
 
-	if (agg->data)
-		return 0;
+	if (agg->cur)
+		return agg->cur;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
 	svcfs_buf_init(&b);
 	svcfs_buf_add(&b, "[", 1);
 	for (struct vnode *s = v->svc_head; s; s = s->svc_next) {
-		const char *item = ino == VIEW_SERVICES_INO ? s->entry_json : s->target_json;
-		if (!item)
+		const char *item = agg == &v->services ? s->entry_json : s->target_json;
+		/* what users can see: not a service whose MKDIR poke is pending */
+		if (!item || s->vis != VIS_LIVE)
 			continue;
 		if (!first)
 			svcfs_buf_add(&b, ",", 1);
@@ -246,8 +389,48 @@ static int aggregate_render(struct view *v, uint64_t ino)
 		first = false;
 	}
 	svcfs_buf_add(&b, "]\n", 2);
-	agg->data = svcfs_buf_steal(&b, &agg->len);
-	return agg->data ? 0 : -ENOMEM;
+	a->data = svcfs_buf_steal(&b, &a->len);
+	if (!a->data) {
+		free(a);
+		return NULL;
+	}
+	a->id = v->next_id++;
+	a->name = agg->name;
+	a->mtime = agg->mtime;
+	a->current = true;
+	svcfs_hash_oom = false;
+	HASH_ADD(hh, v->aggvers, id, sizeof(a->id), a);
+	if (svcfs_hash_oom) {
+		free(a->data);
+		free(a);
+		return NULL;
+	}
+	agg->cur = a;
+	return a;
+}
+
+/*
+ * The aggregate version of inode INO: an old or current version's inode,
+ * or VIEW_SERVICES_INO / VIEW_TARGETS_INO for the current one (rendered).
+ * NULL if INO is none of these, or on ENOMEM (*RET_ERR). Locked.
+ */
+static struct aggver *aggver_by_ino(struct view *v, uint64_t ino, int *ret_err)
+{
+	struct aggver *a = NULL;
+	uint64_t id;
+
+	*ret_err = -ENOENT;
+	if (ino == VIEW_SERVICES_INO || ino == VIEW_TARGETS_INO) {
+		a = aggregate_current(v, ino == VIEW_SERVICES_INO ? &v->services : &v->targets);
+		if (!a)
+			*ret_err = -ENOMEM;
+		return a;
+	}
+	if (ino & VIEW_SLOT_MAX)
+		return NULL;
+	id = ino >> VIEW_INO_SHIFT;
+	HASH_FIND(hh, v->aggvers, &id, sizeof(id), a);
+	return a;
 }
 
 /* ---- nodes ---- */
@@ -255,7 +438,7 @@ static int aggregate_render(struct view *v, uint64_t ino)
 static void file_free(struct vfile *f)
 {
 	free(f->name);
-	free(f->data);
+	text_free(&f->t);
 }
 
 static void node_free(struct vnode *n)
@@ -337,17 +520,20 @@ static void fill_dir_stat(const struct view *v, const struct vnode *n, struct st
 	st->st_ctim = n->ctime;
 }
 
-static void fill_file_stat(const struct view *v, const struct vnode *n, const struct vfile *f,
-                           struct stat *st)
+/* TELL: the attributes go to the kernel (lookup, getattr, readdirplus, setattr). */
+static void fill_file_stat(const struct view *v, const struct vnode *n, struct vfile *f,
+                           struct stat *st, bool tell)
 {
+	if (tell)
+		text_tell(&f->t);
 	memset(st, 0, sizeof(*st));
 	st->st_ino = node_ino(n) | f->slot;
 	st->st_mode = f->link ? S_IFLNK | 0777 : S_IFREG | (n->mode & 0444) | poker_bits(v, n->uid);
 	st->st_nlink = 1;
 	st->st_uid = n->uid;
 	st->st_gid = n->gid;
-	st->st_size = (off_t)f->len;
-	st->st_blocks = (blkcnt_t)((f->len + 511) / 512);
+	st->st_size = (off_t)f->t.len;
+	st->st_blocks = (blkcnt_t)((f->t.len + 511) / 512);
 	st->st_blksize = 4096;
 	st->st_atim = st->st_mtim = st->st_ctim = f->mtime;
 	if (n->ctime.tv_sec > f->mtime.tv_sec ||
@@ -355,38 +541,37 @@ static void fill_file_stat(const struct view *v, const struct vnode *n, const st
 		st->st_ctim = n->ctime; /* owner or mode changed later */
 }
 
-static int fill_aggregate_stat(struct view *v, uint64_t ino, struct stat *st)
+static void fill_aggregate_stat(const struct view *v, const struct aggver *a, struct stat *st)
 {
-	struct aggregate *agg = ino == VIEW_SERVICES_INO ? &v->services : &v->targets;
-	int r = aggregate_render(v, ino);
-
-	if (r < 0)
-		return r;
 	memset(st, 0, sizeof(*st));
-	st->st_ino = ino;
+	st->st_ino = aggver_ino(a);
 	st->st_mode = S_IFREG | (v->root.mode & 0444) | poker_bits(v, v->root.uid);
 	st->st_nlink = 1;
 	st->st_uid = v->root.uid;
 	st->st_gid = v->root.gid;
-	st->st_size = (off_t)agg->len;
-	st->st_blocks = (blkcnt_t)((agg->len + 511) / 512);
+	st->st_size = (off_t)a->len;
+	st->st_blocks = (blkcnt_t)((a->len + 511) / 512);
 	st->st_blksize = 4096;
-	st->st_atim = st->st_mtim = st->st_ctim = agg->mtime;
-	return 0;
+	st->st_atim = st->st_mtim = st->st_ctim = a->mtime;
 }
 
-/* Stat of inode INO, rendering an aggregate if needed. Locked. */
+/* Stat of inode INO for the kernel, rendering an aggregate if needed. Locked. */
 static int stat_ino(struct view *v, uint64_t ino, struct stat *st)
 {
+	struct aggver *a;
 	struct vnode *n;
 	struct vfile *f;
 	unsigned slot;
+	int r;
 
-	if (ino == VIEW_SERVICES_INO || ino == VIEW_TARGETS_INO)
-		return fill_aggregate_stat(v, ino, st);
 	n = node_by_ino(v, ino, &slot);
-	if (!n)
-		return -ENOENT;
+	if (!n) {
+		a = aggver_by_ino(v, ino, &r);
+		if (!a)
+			return r;
+		fill_aggregate_stat(v, a, st);
+		return 0;
+	}
 	if (slot == 0) {
 		fill_dir_stat(v, n, st);
 		return 0;
@@ -394,7 +579,7 @@ static int stat_ino(struct view *v, uint64_t ino, struct stat *st)
 	f = file_by_slot(n, slot);
 	if (!f)
 		return -ENOENT;
-	fill_file_stat(v, n, f, st);
+	fill_file_stat(v, n, f, st, true);
 	return 0;
 }
 
@@ -464,7 +649,9 @@ struct view *view_new(uid_t uid, gid_t gid, mode_t mode, view_notify_fn *notify,
 	v->root.mode = mode & 07777;
 	v->root.mtime = v->root.ctime = now();
 	v->root.next_seq = FIRST_CHILD_SEQ;
-	v->services.mtime = v->targets.mtime = v->root.mtime;
+	v->services =
+	    (struct aggregate){VIEW_SERVICES_INO, VIEW_SERVICES_NAME, NULL, v->root.mtime};
+	v->targets = (struct aggregate){VIEW_TARGETS_INO, VIEW_TARGETS_NAME, NULL, v->root.mtime};
 	v->next_id = 1;
 	v->notify = notify;
 	v->notify_ctx = ctx;
@@ -486,8 +673,15 @@ struct view *view_free(struct view *v)
 		node_free(n);
 	}
 	free(v->root.order);
-	free(v->services.data);
-	free(v->targets.data);
+	{
+		struct aggver *a, *atmp;
+		HASH_ITER(hh, v->aggvers, a, atmp)
+		{
+			HASH_DELETE(hh, v->aggvers, a);
+			free(a->data);
+			free(a);
+		}
+	}
 	for (size_t i = 0; i < v->nevents; i++)
 		free(v->events[i].name);
 	free(v->events);
@@ -595,17 +789,15 @@ static int file_set(struct vfile *f, const struct view_file_spec *spec, struct t
 {
 	char *data;
 
-	if (f->data && f->len == spec->len && f->link == spec->link &&
-	    memcmp(f->data, spec->data, spec->len) == 0)
+	if (f->t.data && f->t.len == spec->len && f->link == spec->link &&
+	    memcmp(f->t.data, spec->data, spec->len) == 0)
 		return 0;
 	data = malloc(spec->len + 1);
 	if (!data)
 		return -ENOMEM;
 	memcpy(data, spec->data, spec->len);
 	data[spec->len] = '\0';
-	free(f->data);
-	f->data = data;
-	f->len = spec->len;
+	text_replace(&f->t, data, spec->len);
 	f->link = spec->link;
 	f->mtime = ts;
 	return 1;
@@ -642,7 +834,8 @@ static int service_files_set(struct view *v, struct vnode *n, const struct view_
 			continue;
 		if (old) {
 			*f = *old;
-			old->name = old->data = NULL; /* moved */
+			old->name = NULL; /* moved */
+			old->t = (struct text){0};
 			r = file_set(f, fs, ts);
 			if (r < 0)
 				goto fail;
@@ -899,6 +1092,8 @@ int view_poke_mkdir(struct view *v, uint64_t parent, const char *name, struct st
 		HASH_FIND(hn, dir->children, name, strlen(name), child);
 	if (child && child->vis == VIS_ADDING) {
 		child->vis = VIS_LIVE; /* visible from this reply on, to everyone */
+		if (child->kind == VN_SERVICE)
+			aggregates_stale(v);
 		child->nlookup++;
 		fill_dir_stat(v, child, ret_st);
 		r = 0;
@@ -934,9 +1129,11 @@ void view_settle(struct view *v, uint64_t ino)
 
 	pthread_mutex_lock(&v->lock);
 	n = node_by_ino(v, ino, &slot);
-	if (n && slot == 0 && n->vis == VIS_ADDING)
+	if (n && slot == 0 && n->vis == VIS_ADDING) {
 		n->vis = VIS_LIVE;
-	else if (n && slot == 0 && n->vis == VIS_LEAVING && n->linked)
+		if (n->kind == VN_SERVICE)
+			aggregates_stale(v);
+	} else if (n && slot == 0 && n->vis == VIS_LEAVING && n->linked)
 		leaving_done(v, n);
 	pthread_mutex_unlock(&v->lock);
 }
@@ -967,19 +1164,19 @@ int view_path(struct view *v, uint64_t ino, char *buf, size_t size, uint64_t *re
 		return -ENAMETOOLONG;
 	buf[pos] = '\0';
 	pthread_mutex_lock(&v->lock);
-	if (ino == VIEW_SERVICES_INO || ino == VIEW_TARGETS_INO) {
-		struct aggregate *agg = ino == VIEW_SERVICES_INO ? &v->services : &v->targets;
-		r = aggregate_render(v, ino);
-		if (r == 0 &&
-		    !path_prepend(buf, &pos,
-		                  ino == VIEW_SERVICES_INO ? VIEW_SERVICES_NAME : VIEW_TARGETS_NAME,
-		                  false))
+	n = node_by_ino(v, ino, &slot);
+	if (!n) {
+		/* an aggregate: its name, whichever version the kernel finds there */
+		struct aggver *a = aggver_by_ino(v, ino, &r);
+		if (!a)
+			goto out;
+		r = 0;
+		if (!path_prepend(buf, &pos, a->name, false))
 			r = -ENAMETOOLONG;
-		if (r == 0 && ret_size)
-			*ret_size = agg->len;
+		else if (ret_size)
+			*ret_size = a->len;
 		goto out;
 	}
-	n = node_by_ino(v, ino, &slot);
 	if (!n || !n->linked || (slot && !(f = file_by_slot(n, slot)))) {
 		r = -ENOENT;
 		goto out;
@@ -989,7 +1186,7 @@ int view_path(struct view *v, uint64_t ino, char *buf, size_t size, uint64_t *re
 		goto out;
 	}
 	if (ret_size)
-		*ret_size = f ? f->len : 0;
+		*ret_size = f ? f->t.len : 0;
 	for (bool last = !f; n && n->kind != VN_ROOT; n = n->parent, last = false) {
 		if (!path_prepend(buf, &pos, n->name, !last)) {
 			r = -ENAMETOOLONG;
@@ -1027,17 +1224,23 @@ int view_lookup(struct view *v, uint64_t parent, const char *name, pid_t caller,
 		r = dir ? -ENOTDIR : -ENOENT;
 		goto out;
 	}
-	if (dir->kind == VN_ROOT && strcmp(name, VIEW_SERVICES_NAME) == 0) {
-		r = fill_aggregate_stat(v, VIEW_SERVICES_INO, ret_st);
-	} else if (dir->kind == VN_ROOT && strcmp(name, VIEW_TARGETS_NAME) == 0) {
-		r = fill_aggregate_stat(v, VIEW_TARGETS_INO, ret_st);
+	if (dir->kind == VN_ROOT &&
+	    (strcmp(name, VIEW_SERVICES_NAME) == 0 || strcmp(name, VIEW_TARGETS_NAME) == 0)) {
+		struct aggver *a = aggregate_current(
+		    v, strcmp(name, VIEW_SERVICES_NAME) == 0 ? &v->services : &v->targets);
+		r = -ENOMEM;
+		if (a) {
+			fill_aggregate_stat(v, a, ret_st);
+			a->nlookup++;
+			r = 0;
+		}
 	} else if (dir->kind == VN_SERVICE) {
 		if (!dir->linked)
 			goto out;
 		f = file_by_name(dir, name);
 		if (!f)
 			goto out;
-		fill_file_stat(v, dir, f, ret_st);
+		fill_file_stat(v, dir, f, ret_st, true);
 		dir->nlookup++;
 		r = 0;
 	} else {
@@ -1079,6 +1282,13 @@ void view_forget(struct view *v, uint64_t ino, uint64_t nlookup)
 	if (n) {
 		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
 		node_release(v, n);
+	} else {
+		int err;
+		struct aggver *a = aggver_by_ino(v, ino, &err);
+		if (a) {
+			a->nlookup = a->nlookup > nlookup ? a->nlookup - nlookup : 0;
+			aggver_release(v, a);
+		}
 	}
 	pthread_mutex_unlock(&v->lock);
 }
@@ -1094,18 +1304,24 @@ int view_readlink(struct view *v, uint64_t ino, view_data_fn *fn, void *ctx)
 	n = node_by_ino(v, ino, &slot);
 	if (n && slot)
 		f = file_by_slot(n, slot);
+	if (!n && aggver_by_ino(v, ino, &r))
+		r = -EINVAL; /* not a symlink */
 	if (f) {
 		r = f->link ? 0 : -EINVAL;
 		if (r == 0)
-			fn(ctx, f->data, f->len);
+			fn(ctx, f->t.data, f->t.len); /* a target's length is its reply's */
 	}
 	pthread_mutex_unlock(&v->lock);
 	return r;
 }
 
-static void reply_range(const char *data, size_t len, uint64_t off, size_t size, view_data_fn *fn,
+static void reply_range(const struct text *t, uint64_t off, size_t size, view_data_fn *fn,
                         void *ctx)
 {
+	const char *data;
+	size_t len;
+
+	text_served(t, &data, &len);
 	if (off >= len)
 		fn(ctx, data, 0);
 	else
@@ -1120,16 +1336,14 @@ int view_read(struct view *v, uint64_t ino, uint64_t off, size_t size, view_data
 	int r = 0;
 
 	pthread_mutex_lock(&v->lock);
-	if (ino == VIEW_SERVICES_INO || ino == VIEW_TARGETS_INO) {
-		struct aggregate *agg = ino == VIEW_SERVICES_INO ? &v->services : &v->targets;
-		r = aggregate_render(v, ino);
-		if (r == 0)
-			reply_range(agg->data, agg->len, off, size, fn, ctx);
-		goto out;
-	}
 	n = node_by_ino(v, ino, &slot);
 	if (!n) {
-		r = -ENOENT;
+		struct aggver *a = aggver_by_ino(v, ino, &r);
+		if (a) {
+			struct text t = {.data = a->data, .len = a->len};
+			reply_range(&t, off, size, fn, ctx);
+			r = 0;
+		}
 		goto out;
 	}
 	if (slot == 0) {
@@ -1142,7 +1356,7 @@ int view_read(struct view *v, uint64_t ino, uint64_t off, size_t size, view_data
 	else if (f->link)
 		r = -EINVAL;
 	else
-		reply_range(f->data, f->len, off, size, fn, ctx);
+		reply_range(&f->t, off, size, fn, ctx);
 out:
 	pthread_mutex_unlock(&v->lock);
 	return r;
@@ -1179,7 +1393,7 @@ int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dir
 			struct vfile *f = &dir->files[i];
 			if (f->slot + 2u <= off)
 				continue;
-			fill_file_stat(v, dir, f, &st);
+			fill_file_stat(v, dir, f, &st, plus);
 			if (!fn(ctx, f->name, &st, f->slot + 2u))
 				goto out;
 			if (plus)
@@ -1188,17 +1402,20 @@ int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dir
 		goto out;
 	}
 	if (dir->kind == VN_ROOT) {
-		if (off < 3) {
-			if ((r = fill_aggregate_stat(v, VIEW_SERVICES_INO, &st)) < 0)
+		struct aggregate *aggs[] = {&v->services, &v->targets};
+		for (unsigned i = 0; i < 2; i++) {
+			struct aggver *a;
+			if (off >= 3 + i)
+				continue;
+			if (!(a = aggregate_current(v, aggs[i]))) {
+				r = -ENOMEM;
 				goto out;
-			if (!fn(ctx, VIEW_SERVICES_NAME, &st, 3))
+			}
+			fill_aggregate_stat(v, a, &st);
+			if (!fn(ctx, aggs[i]->name, &st, 3 + i))
 				goto out;
-		}
-		if (off < 4) {
-			if ((r = fill_aggregate_stat(v, VIEW_TARGETS_INO, &st)) < 0)
-				goto out;
-			if (!fn(ctx, VIEW_TARGETS_NAME, &st, 4))
-				goto out;
+			if (plus)
+				a->nlookup++;
 		}
 	}
 	for (size_t i = order_find_after(dir, off); i < dir->norder; i++) {
@@ -1219,11 +1436,11 @@ out:
 /* The xattr value of a file: its content less the trailing newline. */
 static void xattr_value(const struct vfile *f, const char **ret, size_t *ret_len)
 {
-	size_t len = f->len;
+	size_t len = f->t.len;
 
-	if (!f->link && len > 0 && f->data[len - 1] == '\n')
+	if (!f->link && len > 0 && f->t.data[len - 1] == '\n')
 		len--;
-	*ret = f->data;
+	*ret = f->t.data;
 	*ret_len = len;
 }
 
@@ -1247,7 +1464,9 @@ int view_getxattr(struct view *v, uint64_t ino, const char *name, view_data_fn *
 	pthread_mutex_lock(&v->lock);
 	n = node_by_ino(v, ino, &slot);
 	if (!n) {
-		r = -ENOENT;
+		int err;
+		if (!aggver_by_ino(v, ino, &err))
+			r = err; /* an aggregate has none: ENODATA */
 		goto out;
 	}
 	if (!n->linked) {
@@ -1280,10 +1499,9 @@ int view_listxattr(struct view *v, uint64_t ino, view_data_fn *fn, void *ctx)
 	svcfs_buf_init(&b);
 	pthread_mutex_lock(&v->lock);
 	n = node_by_ino(v, ino, &slot);
-	if (!n && ino != VIEW_SERVICES_INO && ino != VIEW_TARGETS_INO) {
-		r = -ENOENT;
+	if (!n && !aggver_by_ino(v, ino, &r))
 		goto out;
-	}
+	r = 0;
 	if (n && slot == 0 && n->kind == VN_SERVICE && n->linked) {
 		for (size_t i = 0; i < n->nfiles; i++) {
 			/* xattr names are limited to 255 bytes; longer keys are files only */

@@ -19,16 +19,20 @@
 #include <sys/types.h>
 
 /*
- * Inode numbers. The root is 1 and the two aggregate files are 2 and 3.
- * Every other directory gets an id from a counter that never repeats; its
- * inode is id << VIEW_INO_SHIFT and the files inside a service directory
- * are that inode | slot, slot in [1, VIEW_SLOT_MAX]. A file keeps its slot
- * for the directory's life, so an inode number always names the same file
- * and numbers are never reused while the daemon runs.
+ * Inode numbers. The root is 1. Every other directory gets an id from a
+ * counter that never repeats; its inode is id << VIEW_INO_SHIFT and the
+ * files inside a service directory are that inode | slot, slot in
+ * [1, VIEW_SLOT_MAX]. A file keeps its slot for the directory's life, so
+ * an inode number always names the same file and numbers are never reused
+ * while the daemon runs. Each version of an aggregate file (its text never
+ * changes; a change is a new version the name moves to, as with rename(2))
+ * takes an id from the same counter: inode id << VIEW_INO_SHIFT. The
+ * kernel never sees 2 and 3: they name "the current version" of
+ * .services.json and .targets.json in events, view_path and queries.
  */
-#define VIEW_INO_SHIFT	  10
-#define VIEW_SLOT_MAX	  ((1u << VIEW_INO_SHIFT) - 1)
-#define VIEW_ROOT_INO	  1
+#define VIEW_INO_SHIFT    10
+#define VIEW_SLOT_MAX     ((1u << VIEW_INO_SHIFT) - 1)
+#define VIEW_ROOT_INO     1
 #define VIEW_SERVICES_INO 2
 #define VIEW_TARGETS_INO  3
 
@@ -36,11 +40,12 @@
 #define VIEW_TARGETS_NAME  ".targets.json"
 
 enum view_event_kind {
-	VIEW_EV_ADDED,	      /* directory NAME (inode INO) appeared in directory PARENT */
+	VIEW_EV_ADDED,        /* directory NAME (inode INO) appeared in directory PARENT */
 	VIEW_EV_REMOVED,      /* directory NAME (inode INO) left directory PARENT */
 	VIEW_EV_FILE_REMOVED, /* file NAME (inode INO) left service directory PARENT */
-	VIEW_EV_MODIFIED,     /* file INO's content changed */
-	VIEW_EV_ATTRIB,	      /* INO's attributes changed (or its pages must go) */
+	VIEW_EV_MODIFIED,     /* file INO's content changed; for an aggregate (INO 2 or 3),
+	                         PARENT is the old version's inode if the kernel knows it */
+	VIEW_EV_ATTRIB,       /* INO's attributes changed (or its pages must go) */
 	VIEW_EV_DIR_CHANGED,  /* directory INO's listing changed */
 };
 
@@ -69,7 +74,7 @@ struct view_service_spec {
 	mode_t mode; /* permission bits of the directory; files get them less x */
 	const struct view_file_spec *files;
 	size_t nfiles;
-	const char *entry_json;	 /* this service's element of .services.json */
+	const char *entry_json;  /* this service's element of .services.json */
 	const char *target_json; /* its element of .targets.json */
 };
 
@@ -83,7 +88,7 @@ struct vnode *view_root(struct view *v);
 void view_dir_set_attr(struct view *v, struct vnode *dir, uid_t uid, gid_t gid, mode_t mode);
 /* Add a group directory NAME under PARENT. NULL on ENOMEM or a taken name. */
 struct vnode *view_group_add(struct view *v, struct vnode *parent, const char *name, uid_t uid,
-			     gid_t gid, mode_t mode);
+                             gid_t gid, mode_t mode);
 /*
  * Create (NODE == NULL) or update service directory NAME under PARENT with
  * SPEC. Returns the node, NULL on ENOMEM or a taken name. Files beyond
@@ -91,8 +96,8 @@ struct vnode *view_group_add(struct view *v, struct vnode *parent, const char *n
  * (may be NULL) counts them.
  */
 struct vnode *view_service_set(struct view *v, struct vnode *parent, struct vnode *node,
-			       const char *name, const struct view_service_spec *spec,
-			       size_t *ret_dropped);
+                               const char *name, const struct view_service_spec *spec,
+                               size_t *ret_dropped);
 /* Unlink an empty group or a service directory. The node is freed once the kernel forgets it. */
 void view_remove(struct view *v, struct vnode *node);
 /* Deliver queued events; call without holding anything the notify function may need. */
@@ -138,15 +143,14 @@ size_t view_service_count(struct view *v);
  * *ret_st and counts one kernel reference.
  */
 int view_lookup(struct view *v, uint64_t parent, const char *name, pid_t caller,
-		struct stat *ret_st);
+                struct stat *ret_st);
 int view_getattr(struct view *v, uint64_t ino, struct stat *ret_st);
 void view_forget(struct view *v, uint64_t ino, uint64_t nlookup);
 
 /* Called with the lock held: DATA stays valid until it returns. */
 typedef void view_data_fn(void *ctx, const char *data, size_t len);
 int view_readlink(struct view *v, uint64_t ino, view_data_fn *fn, void *ctx);
-int view_read(struct view *v, uint64_t ino, uint64_t off, size_t size, view_data_fn *fn,
-	      void *ctx);
+int view_read(struct view *v, uint64_t ino, uint64_t off, size_t size, view_data_fn *fn, void *ctx);
 
 /*
  * Directory entries from offset OFF on. FN returns false when its buffer is
@@ -155,7 +159,7 @@ int view_read(struct view *v, uint64_t ino, uint64_t off, size_t size, view_data
  */
 typedef bool view_dirent_fn(void *ctx, const char *name, const struct stat *st, uint64_t next_off);
 int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dirent_fn *fn,
-		 void *ctx);
+                 void *ctx);
 
 /*
  * A user's write to INO was refused, but the kernel may already hold the

@@ -283,6 +283,16 @@ static int get_xattr(uint64_t ino, const char *name, struct data *d)
 	return view_getxattr(v, ino, name, take_data, d);
 }
 
+/* The inode of the current version of aggregate ALIAS (VIEW_SERVICES_INO...). */
+static uint64_t cur_ino(uint64_t alias)
+{
+	struct stat st;
+	int r = view_getattr(v, alias, &st);
+
+	cr_assert_eq(r, 0);
+	return st.st_ino;
+}
+
 /* Render both aggregates so that the next change to them is clean → dirty. */
 static void render_aggregates(void)
 {
@@ -324,8 +334,11 @@ Test(view, root_listing_when_empty)
 	cr_assert_str_eq(l.e[2].name, VIEW_SERVICES_NAME);
 	cr_assert_str_eq(l.e[3].name, VIEW_TARGETS_NAME);
 	cr_assert_eq(l.e[0].st.st_ino, ROOT);
-	cr_assert_eq(l.e[2].st.st_ino, VIEW_SERVICES_INO);
-	cr_assert_eq(l.e[3].st.st_ino, VIEW_TARGETS_INO);
+	/* the current versions of the aggregates (the aliases never reach the kernel) */
+	cr_assert_eq(l.e[2].st.st_ino, cur_ino(VIEW_SERVICES_INO));
+	cr_assert_eq(l.e[3].st.st_ino, cur_ino(VIEW_TARGETS_INO));
+	cr_assert_neq(l.e[2].st.st_ino, l.e[3].st.st_ino);
+	cr_assert_neq(l.e[2].st.st_ino, VIEW_SERVICES_INO);
 	for (size_t i = 1; i < l.n; i++)
 		cr_assert_gt(l.e[i].off, l.e[i - 1].off, "offsets must increase");
 }
@@ -336,11 +349,11 @@ Test(view, aggregates_looked_up_in_root)
 	int r = view_lookup(v, ROOT, VIEW_SERVICES_NAME, 0, &st);
 
 	cr_assert_eq(r, 0);
-	cr_assert_eq(st.st_ino, VIEW_SERVICES_INO);
+	cr_assert_eq(st.st_ino, cur_ino(VIEW_SERVICES_INO));
 	cr_assert_eq(st.st_mode, S_IFREG | 0444, "mode %o", st.st_mode);
 	r = view_lookup(v, ROOT, VIEW_TARGETS_NAME, 0, &st);
 	cr_assert_eq(r, 0);
-	cr_assert_eq(st.st_ino, VIEW_TARGETS_INO);
+	cr_assert_eq(st.st_ino, cur_ino(VIEW_TARGETS_INO));
 	r = view_lookup(v, ROOT, "nothing", 0, &st);
 	cr_assert_eq(r, -ENOENT);
 }
@@ -650,6 +663,108 @@ Test(view, same_length_change_is_modified)
 	flush();
 	cr_assert_eq(nrecs, 1, "events: %s", dump());
 	cr_assert_eq(count(VIEW_EV_MODIFIED, version), 1, "events: %s", dump());
+}
+
+/* Set web's state file to TEXT (the other base files unchanged). */
+static void set_state(struct vnode *s, const char *text)
+{
+	struct view_file_spec files[3];
+
+	memcpy(files, base_files, sizeof(files));
+	files[1] = file("state", text);
+	cr_assert_eq(svc_set(view_root(v), s, "web", files, 3), s);
+}
+
+static void assert_reads(uint64_t ino, const char *want)
+{
+	struct data d;
+	int r = read_file(ino, 0, sizeof(d.buf), &d);
+
+	cr_assert_eq(r, 0);
+	cr_assert_str_eq(d.buf, want, "read \"%s\", want \"%s\"", d.buf, want);
+}
+
+/*
+ * A read serves the text whose size the kernel was last told (view.c,
+ * "Contents and sizes"): the new text only once an attribute reply told
+ * its size — else the kernel would cut it at the old one.
+ */
+Test(view, read_serves_the_size_told)
+{
+	struct vnode *s = clean_service();
+	uint64_t sino = ino_of(ROOT, "web");
+	uint64_t state = ino_of(sino, "state");
+	struct listing *l = calloc(1, sizeof(*l));
+	struct stat st;
+	struct data d;
+	int r;
+
+	cr_assert_not_null(l);
+	r = view_getattr(v, state, &st);
+	cr_assert_eq(r, 0);
+	cr_assert_eq(st.st_size, 6);
+
+	set_state(s, "unhealthy\n");
+	assert_reads(state, "alive\n");
+	/* a plain readdir gives the kernel no size */
+	readdir_all(sino, l);
+	assert_reads(state, "alive\n");
+	/* xattrs are not cached by the kernel: always the current text */
+	r = get_xattr(sino, "user.svcfs.state", &d);
+	cr_assert_eq(r, 0);
+	cr_assert_str_eq(d.buf, "unhealthy");
+	/* getattr tells */
+	r = view_getattr(v, state, &st);
+	cr_assert_eq(r, 0);
+	cr_assert_eq(st.st_size, 10);
+	assert_reads(state, "unhealthy\n");
+
+	/* a lookup tells */
+	set_state(s, "busy\n");
+	assert_reads(state, "unhealthy\n");
+	r = view_lookup(v, sino, "state", 1, &st);
+	cr_assert_eq(r, 0);
+	cr_assert_eq(st.st_size, 5);
+	assert_reads(state, "busy\n");
+
+	/* so does readdirplus; two changes before it: the last one counts */
+	set_state(s, "alive\n");
+	set_state(s, "activatable\n");
+	assert_reads(state, "busy\n");
+	l->n = 0;
+	r = readdir_some(sino, 0, true, (size_t)-1, l);
+	cr_assert_eq(r, 0);
+	cr_assert_eq(find_entry(l, "state")->st.st_size, 12);
+	assert_reads(state, "activatable\n");
+
+	/* a change back to the told size is served at once */
+	set_state(s, "alive\n");
+	assert_reads(state, "activatable\n");
+	set_state(s, "unhealthy\n");
+	assert_reads(state, "activatable\n");
+	set_state(s, "0123456789a\n");
+	assert_reads(state, "0123456789a\n");
+	free(l);
+}
+
+Test(view, read_serves_a_same_size_change_at_once)
+{
+	struct vnode *s = clean_service();
+	uint64_t state = ino_of(ino_of(ROOT, "web"), "state");
+	struct stat st;
+
+	cr_assert_eq(view_getattr(v, state, &st), 0);
+	set_state(s, "dying\n"); /* 6 bytes, as "alive\n" */
+	assert_reads(state, "dying\n");
+}
+
+Test(view, read_of_a_file_never_told_is_current)
+{
+	struct vnode *s = clean_service();
+	uint64_t state = ino_of(ino_of(ROOT, "web"), "state");
+
+	set_state(s, "unhealthy\n");
+	assert_reads(state, "unhealthy\n");
 }
 
 Test(view, symlink_target_change_is_modified)
@@ -1263,12 +1378,13 @@ static size_t check_aggregate(uint64_t ino, json_object **ret)
 	size_t n;
 	int r;
 
+	/* the kernel's order: the size first (reads serve what it was told) */
+	r = view_getattr(v, ino, &st);
+	cr_assert_eq(r, 0);
 	r = read_file(ino, 0, sizeof(d.buf), &d);
 	cr_assert_eq(r, 0);
 	cr_assert_gt(d.len, 0);
 	cr_assert_eq(d.buf[d.len - 1], '\n', "must end in a newline: %s", d.buf);
-	r = view_getattr(v, ino, &st);
-	cr_assert_eq(r, 0);
 	cr_assert_eq((size_t)st.st_size, d.len, "size %zu, read %zu", (size_t)st.st_size, d.len);
 	tok = json_tokener_new();
 	cr_assert_not_null(tok);
@@ -1389,6 +1505,130 @@ Test(view, aggregates_modified_on_clean_to_dirty_only)
 	flush();
 	cr_assert_eq(count(VIEW_EV_MODIFIED, VIEW_SERVICES_INO), 1, "events: %s", dump());
 	cr_assert_eq(count(VIEW_EV_MODIFIED, VIEW_TARGETS_INO), 1, "events: %s", dump());
+}
+
+/*
+ * A version of an aggregate never changes: a change makes a new one with
+ * a new inode (the name moves to it), and the old one stays readable, as
+ * it was, until the kernel forgets it.
+ */
+Test(view, aggregate_versions_never_change)
+{
+	struct stat st, st2;
+	struct data d;
+	uint64_t old;
+	int r;
+
+	svc_simple(view_root(v), "a");
+	r = view_lookup(v, ROOT, VIEW_SERVICES_NAME, 0, &st);
+	cr_assert_eq(r, 0);
+	old = st.st_ino;
+	flush();
+	svc_simple(view_root(v), "b");
+	flush();
+	cr_assert_eq(count(VIEW_EV_MODIFIED, VIEW_SERVICES_INO), 1, "events: %s", dump());
+	for (size_t i = 0; i < nrecs; i++)
+		if (recs[i].ino == VIEW_SERVICES_INO)
+			cr_assert_eq(recs[i].parent, old, "the event names the old version");
+
+	r = read_file(old, 0, sizeof(d.buf), &d);
+	cr_assert_eq(r, 0);
+	cr_assert_str_eq(d.buf, "[{\"name\":\"a\"}]\n");
+	r = view_getattr(v, old, &st2);
+	cr_assert_eq(r, 0);
+	cr_assert_eq(st2.st_size, st.st_size);
+
+	r = view_lookup(v, ROOT, VIEW_SERVICES_NAME, 0, &st);
+	cr_assert_eq(r, 0);
+	cr_assert_neq(st.st_ino, old, "a new version, a new inode");
+	r = read_file(st.st_ino, 0, sizeof(d.buf), &d);
+	cr_assert_eq(r, 0);
+	cr_assert_str_eq(d.buf, "[{\"name\":\"a\"},{\"name\":\"b\"}]\n");
+	cr_assert_eq((size_t)st.st_size, d.len);
+
+	/* the old one goes when forgotten; the current one stays */
+	view_forget(v, old, 1);
+	r = read_file(old, 0, sizeof(d.buf), &d);
+	cr_assert_eq(r, -ENOENT);
+	r = view_getattr(v, old, &st2);
+	cr_assert_eq(r, -ENOENT);
+	view_forget(v, st.st_ino, 1);
+	r = read_file(st.st_ino, 0, sizeof(d.buf), &d);
+	cr_assert_eq(r, 0);
+	/* an aggregate has no xattrs and is no symlink */
+	r = get_xattr(st.st_ino, "user.svcfs.state", &d);
+	cr_assert_eq(r, -ENODATA);
+	r = view_listxattr(v, st.st_ino, take_data, &d);
+	cr_assert_eq(r, 0);
+	cr_assert_eq(d.len, 0);
+	r = view_readlink(v, st.st_ino, take_data, &d);
+	cr_assert_eq(r, -EINVAL);
+}
+
+/* A version the kernel never looked up is freed as soon as it is replaced. */
+Test(view, aggregate_version_unknown_to_the_kernel_is_dropped)
+{
+	struct data d;
+	uint64_t old;
+	int r;
+
+	old = cur_ino(VIEW_SERVICES_INO); /* getattr counts no reference */
+	svc_simple(view_root(v), "a");
+	flush();
+	for (size_t i = 0; i < nrecs; i++)
+		if (recs[i].ino == VIEW_SERVICES_INO)
+			cr_assert_eq(recs[i].parent, 0, "no old version to delete");
+	r = read_file(old, 0, sizeof(d.buf), &d);
+	cr_assert_eq(r, -ENOENT);
+}
+
+/* The ino of the directory NAME added (ADDED event) in the last flush. */
+static uint64_t added_ino(const char *name)
+{
+	for (size_t i = 0; i < nrecs; i++)
+		if (recs[i].kind == VIEW_EV_ADDED && strcmp(recs[i].name, name) == 0)
+			return recs[i].ino;
+	cr_assert_fail("no ADDED event for %s: %s", name, dump());
+	return 0;
+}
+
+/*
+ * In poke mode the aggregates list only what users can see: a service
+ * waiting for its MKDIR poke is not in them; once poked (or settled) it is,
+ * and the batch's MODIFIED comes after the ADDED.
+ */
+Test(view, aggregates_list_only_visible_services)
+{
+	struct stat st;
+	json_object *arr;
+	uint64_t b;
+	int r;
+
+	view_set_poker(v, 4242, 0);
+	render_aggregates();
+	svc_simple(view_root(v), "a");
+	svc_simple(view_root(v), "b");
+	flush();
+	cr_assert_eq(count(VIEW_EV_MODIFIED, VIEW_SERVICES_INO), 2, "events: %s", dump());
+	b = added_ino("b");
+	cr_assert_eq(check_aggregate(VIEW_SERVICES_INO, &arr), 0, "listed before its MKDIR");
+	json_object_put(arr);
+
+	r = view_poke_mkdir(v, ROOT, "a", &st);
+	cr_assert_eq(r, 0);
+	cr_assert_eq(check_aggregate(VIEW_SERVICES_INO, &arr), 1);
+	cr_assert_str_eq(json_object_get_string(
+	                     json_object_object_get(json_object_array_get_idx(arr, 0), "name")),
+	                 "a");
+	json_object_put(arr);
+	cr_assert_eq(check_aggregate(VIEW_TARGETS_INO, &arr), 1);
+	json_object_put(arr);
+
+	view_settle(v, b); /* a failed poke */
+	cr_assert_eq(check_aggregate(VIEW_SERVICES_INO, &arr), 2);
+	json_object_put(arr);
+	cr_assert_eq(check_aggregate(VIEW_TARGETS_INO, &arr), 2);
+	json_object_put(arr);
 }
 
 Test(view, aggregates_unchanged_service_no_event)
