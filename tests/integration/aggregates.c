@@ -304,7 +304,7 @@ Test(aggregates, json_stays_valid_with_odd_names)
 		h_service(h_b("%s.sock", names[i]));
 	cr_assert(wait_array_len(h_m(".services.json"), n),
 		  ".services.json is not valid JSON with %zu services", n);
-	/* .targets.json follows in the same batch; a read racing it may be torn (issue 6) */
+	/* .targets.json follows in the same batch */
 	cr_assert(wait_array_len(h_m(".targets.json"), n),
 		  ".targets.json is not valid JSON with %zu services", n);
 	t = strict_json(h_m(".targets.json"));

@@ -2541,8 +2541,6 @@ static void sidecar_flipper(void *arg)
  */
 Test(faults, aggregates_read_whole_while_services_churn)
 {
-	SKIP_KNOWN_BUG("a read racing a change can get the new text cut at the old length "
-	               "(the kernel's cached size until the invalidation lands)");
 	struct churn_ctx *c = shared_new(sizeof(*c));
 	struct agg_reader *rd = shared_new(3 * sizeof(*rd));
 	char sidecar[PATH_MAX];

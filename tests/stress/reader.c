@@ -99,16 +99,11 @@ static bool is_state(const char *s)
 	       strcmp(s, "unhealthy\n") == 0 || strcmp(s, "activatable\n") == 0;
 }
 
-/*
- * A read that got a text cut or mixed by a change racing it: a known daemon
- * bug, still open (issue 6; README "When things go wrong"). Counted and
- * shown; a failure only with SVCFS_TEST_KNOWN_BUGS=1, like the faults suite.
- */
+/* A read that got a text cut or mixed by a change racing it: counted, and a failure. */
 #define TORN(rd, ...)                                                                              \
 	do {                                                                                       \
 		atomic_fetch_add(&F(rd)->torn, 1);                                                 \
-		if (getenv("SVCFS_TEST_KNOWN_BUGS"))                                               \
-			soak_fail((rd)->p, __VA_ARGS__);                                           \
+		soak_fail((rd)->p, __VA_ARGS__);                                                   \
 	} while (0)
 
 /* Check what FILE of service REL holds (rd->buf, LEN bytes). */

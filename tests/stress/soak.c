@@ -413,26 +413,12 @@ static bool list_lookup(uint8_t *set, uint64_t *inos, const char *why)
 	return ok;
 }
 
-/* .services.json reads that came back cut or mixed by a change (known bug), then read again */
-static unsigned long torn_services_json;
-
 /* Names in .services.json into SET; false (a violation unless WHY is NULL) if it is wrong. */
 static bool list_services_json(uint8_t *set, const char *why)
 {
 	char *text = h_slurp(h_m(".services.json"));
 	json_object *a = text ? json_tokener_parse(text) : NULL;
 	bool ok = a && json_object_is_type(a, json_type_array);
-
-	/*
-	 * A read racing a change can be torn, and stay so in the kernel's cache
-	 * until the next change: a known daemon bug, still open (issue 6). Unless
-	 * SVCFS_TEST_KNOWN_BUGS is set, such a read is counted and this sample of
-	 * .services.json left out; the listing and the lookups still judge the view.
-	 */
-	if (!ok && text && !getenv("SVCFS_TEST_KNOWN_BUGS")) {
-		torn_services_json++;
-		why = NULL;
-	}
 	memset(set, 0, S->nnames);
 	if (!ok && why) {
 		size_t len = text ? strlen(text) : 0;
@@ -692,12 +678,7 @@ static void check_round(struct slot_view *before, struct slot_view *after, uint8
 	read_slots(before);
 	t0 = soak_now_ns();
 	listed_ok = list_mount(listed, NULL, "churn");
-	/*
-	 * .services.json can lag or be torn in the kernel's cache under churn: a
-	 * known daemon bug, still open (issue 6). While churning it is judged
-	 * only with SVCFS_TEST_KNOWN_BUGS=1; the checkpoints still require it.
-	 */
-	json_ok = getenv("SVCFS_TEST_KNOWN_BUGS") && list_services_json(json, "churn");
+	json_ok = list_services_json(json, "churn");
 	looked_ok = list_lookup(looked, NULL, "churn");
 	read_slots(after);
 	C.rounds++;
@@ -1148,12 +1129,12 @@ static void print_figures(const struct config *cfg, const struct dsample *base,
 	fprintf(stderr,
 	        "readers: %llu walks; %llu stats, %llu file reads, %llu listxattr, %llu getxattr, "
 	        "%llu connects, %llu ls/cat runs; %llu vanished entries met (ENOENT/ENOTDIR/"
-	        "ECONNREFUSED); %llu torn reads (known bug)\n",
+	        "ECONNREFUSED); %llu torn reads\n",
 	        (unsigned long long)RD(walks), (unsigned long long)RD(stats),
 	        (unsigned long long)RD(reads), (unsigned long long)RD(xattr_lists),
 	        (unsigned long long)RD(xattr_gets), (unsigned long long)RD(connects),
 	        (unsigned long long)RD(execs), (unsigned long long)RD(vanished_errs),
-	        (unsigned long long)(RD(torn) + torn_services_json));
+	        (unsigned long long)RD(torn));
 	fprintf(
 	    stderr,
 	    "raw inotify watcher: %llu events (IN_CREATE %llu, IN_DELETE %llu), %llu overflows, "

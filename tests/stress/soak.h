@@ -107,7 +107,7 @@ struct soak_figs {
 	_Atomic uint64_t connects;      /* connect() through MNT/NAME/socket */
 	_Atomic uint64_t execs;         /* ls -laR / cat runs */
 	_Atomic uint64_t vanished_errs; /* ENOENT/ENOTDIR (and friends, see reader.c) met */
-	_Atomic uint64_t torn; /* reads cut or mixed by a change (known bug, see reader.c) */
+	_Atomic uint64_t torn; /* reads cut or mixed by a change: each one a failure */
 	_Atomic uint64_t bad;  /* failures (any role) */
 	/* watchers */
 	_Atomic uint64_t events;    /* inotify events / svcfs events taken */

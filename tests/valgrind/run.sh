@@ -19,12 +19,6 @@ daemon=$dir/fs/svcfs
 all_suites=(services metadata groups aggregates access cache events daemon liveness faults)
 # Tests that cannot pass under valgrind whatever the daemon does, and why.
 declare -A skip=(
-	# reported, not a valgrind finding: .services.json lists a service a moment
-	# before MNT/NAME resolves (ENOENT); valgrind's slowness widens the window
-	[aggregates]="json_stays_valid_with_odd_names"
-	# issue 6, open: .services.json can lag in the kernel's cache after churn
-	# (the torn/lagging-content bug); valgrind's slowness makes it likely
-	[cache]="churn_under_readers_ends_correct"
 	# background_mode_and_umount looks for a process whose argv[0] is svcfs:
 	# under valgrind it is memcheck. status_xattr_on_the_root counts an owner
 	# exit seen through a pidfd, which needs the owner learnt before the
@@ -37,9 +31,8 @@ declare -A skip=(
 	# thousands_of_sockets_in_one_process wants a pidfd on the owner (no
 	# pidfd_open: 2 minutes of retries, then it fails); a SIGKILLed daemon
 	# under valgrind once took longer than the harness's 10 s to die
-	# (and killed_daemon_then_umount_lazy_and_mount_again for the same reason;
-	# odd_names_shown_exactly meets the open lagging-.services.json bug, issue 6)
-	[faults]="thousands_of_sockets_in_one_process|killed_daemon_then_fusermount3_uz_and_mount_again|killed_daemon_then_umount_lazy_and_mount_again|odd_names_shown_exactly"
+	# (and killed_daemon_then_umount_lazy_and_mount_again for the same reason)
+	[faults]="thousands_of_sockets_in_one_process|killed_daemon_then_fusermount3_uz_and_mount_again|killed_daemon_then_umount_lazy_and_mount_again"
 )
 
 if ! command -v valgrind >/dev/null; then
