@@ -497,6 +497,12 @@ int main(int argc, char *argv[])
 		ret = EXIT_USAGE; /* libfuse printed the unknown option */
 		goto out;
 	}
+	/*
+	 * The guard comes before the mount: a daemon killed the instant the
+	 * mount appears must find it watching (it holds no FUSE descriptor).
+	 */
+	if (cli.auto_unmount && (guard = start_unmount_guard(real_mnt, &guard_fd)) < 0)
+		log_warn("auto_unmount: cannot start the guard: %s", strerror(errno));
 	if (fuse_session_mount(fs.se, real_mnt) != 0)
 		goto out;
 	mounted = true;
@@ -504,8 +510,6 @@ int main(int argc, char *argv[])
 		goto out;
 	if (!cmd.foreground)
 		log_init(true, cmd.debug);
-	if (cli.auto_unmount && (guard = start_unmount_guard(real_mnt, &guard_fd)) < 0)
-		log_warn("auto_unmount: cannot start the guard: %s", strerror(errno));
 	fs.loop_thread = pthread_self();
 	engine.on_stop = notify_stop;
 	engine.on_stop_ctx = &fs;

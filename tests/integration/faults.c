@@ -170,19 +170,7 @@ static int run_cmd(const char *const argv[])
 	return h_join(pid, 10000);
 }
 
-/* The path of PROG in $PATH, or NULL. */
-/*
- * Known daemon bugs, still open (issue 6): their tests run only with
- * SVCFS_TEST_KNOWN_BUGS=1 in the environment, and are skipped, saying
- * which bug, otherwise — never passed.
- */
-#define SKIP_KNOWN_BUG(what)                                                                       \
-	do {                                                                                       \
-		if (!getenv("SVCFS_TEST_KNOWN_BUGS"))                                              \
-			cr_skip_test("known bug, open (set SVCFS_TEST_KNOWN_BUGS=1 to run): %s",   \
-			             what);                                                        \
-	} while (0)
-
+/* PROG is in $PATH. */
 static bool have_program(const char *prog)
 {
 	char cmd[256];
@@ -1338,8 +1326,6 @@ Test(faults, killed_daemon_with_auto_unmount_leaves_no_dead_mount)
 	cr_assert(h_wait_until(unmounted, NULL, H_TIMEOUT_MS),
 	          "auto_unmount: the dead mount stayed (killed before any use)");
 
-	SKIP_KNOWN_BUG("auto_unmount after the mount was used: svcfs's guard detaches the dead "
-	               "mount most times, not always (a race with fusermount3's own guard)");
 	h_mount_opts("auto_unmount", NULL);
 	cr_assert(h_wait_exists(h_m("web/state")));
 	warm_up();
