@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config fuse3 libfuse3-dev libjson-c-dev uthash-dev
       libcriterion-dev attr inotify-tools python3 util-linux procps
       clang libclang-rt-dev llvm # libFuzzer targets (tests/fuzz), symbolised reports
-      valgrind)                  # the integration suites under memcheck (tests/valgrind)
+      valgrind                   # the integration suites under memcheck (tests/valgrind)
+      dbus-daemon libdbus-1-dev) # the D-Bus baseline of the benchmarks (tests/bench)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
