@@ -20,6 +20,7 @@
 
 #include "locks.h"
 #include "options.h"
+#include "owner.h"
 #include "probe.h"
 #include "stats.h"
 #include "view.h"
@@ -54,9 +55,12 @@ struct engine {
 	struct hprobe *hp_live;  /* health probes in flight */
 	struct hprobe *hp_dead;  /* finished ones, freed after each epoll batch */
 	size_t hp_count;
-	uint64_t health_round; /* intervals counted, for health probes in turn */
-	struct locks locks;    /* held locks, from /proc/locks */
-	bool locks_fresh;      /* read in this batch */
+	uint64_t health_round;  /* intervals counted, for health probes in turn */
+	struct locks locks;     /* held locks, from /proc/locks */
+	bool locks_fresh;       /* read in this batch */
+	struct holders holders; /* who holds which socket, from /proc */
+	bool holders_fresh;     /* walked in this batch */
+	bool holders_rewalked;  /* ... and walked again for a socket it lacked */
 	size_t nvisible;
 	bool max_logged;
 	bool quiet; /* initial scan: one summary line instead of one per service */

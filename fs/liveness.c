@@ -204,6 +204,7 @@ static void svc_own(struct engine *e, struct tsvc *s, pid_t pid, int pidfd)
 }
 
 static pid_t svc_lock_holder(struct engine *e, struct tsvc *s);
+static int engine_find_holder(struct engine *e, uint32_t sock_ino, pid_t *ret_pid);
 
 /* A PID hint that the kernel confirms: alive, old enough, holding the socket. */
 static bool svc_try_hint(struct engine *e, struct tsvc *s, long pid)
@@ -262,7 +263,7 @@ static void svc_find_owner(struct engine *e, struct tsvc *s)
 	if (e->fd_errors != fd_errors)
 		return; /* a hint failed for want of a descriptor: try again later */
 	if (s->type == SOCK_DGRAM) {
-		r = owner_find_holder(s->sock_ino, &pid);
+		r = engine_find_holder(e, s->sock_ino, &pid);
 		pidfd = r == 0 ? owner_pidfd(pid) : r;
 		if (pidfd < 0 && engine_fd_error(e, pidfd))
 			return;
@@ -336,7 +337,8 @@ void table_owner_exited(struct engine *e, struct pwatch *pw)
 			retry_backoff(e, s);
 			continue;
 		}
-		if (owner_find_holder(s->sock_ino, &pid) == 0 && (pidfd = owner_pidfd(pid)) >= 0) {
+		if (engine_find_holder(e, s->sock_ino, &pid) == 0 &&
+		    (pidfd = owner_pidfd(pid)) >= 0) {
 			if (owner_holds_socket(pid, s->sock_ino) == 1) {
 				log_info("%s: owner %ld exited, socket held by %ld",
 				         display(s, name, sizeof(name)), (long)s->pid, (long)pid);
@@ -547,6 +549,33 @@ static bool engine_locks(struct engine *e)
 		e->locks_fresh = true;
 	}
 	return true;
+}
+
+/*
+ * A process holding socket SOCK_INO (a hint: verify it), from one walk of
+ * every /proc/PID/fd per batch — a rescan meeting thousands of datagram
+ * sockets walks /proc once, not once per socket. A socket the walk missed
+ * (bound since) gets one more walk per batch. -ESRCH if none holds it.
+ */
+static int engine_find_holder(struct engine *e, uint32_t sock_ino, pid_t *ret_pid)
+{
+	pid_t pid = 0;
+	int r;
+
+	if (e->holders_fresh)
+		pid = owner_holders_find(&e->holders, sock_ino);
+	if (!pid && (!e->holders_fresh || !e->holders_rewalked)) {
+		e->holders_rewalked = e->holders_fresh;
+		r = owner_holders_load(&e->holders);
+		e->holders_fresh = r == 0;
+		if (r < 0)
+			return r == -ENOMEM ? owner_find_holder(sock_ino, ret_pid) : r;
+		pid = owner_holders_find(&e->holders, sock_ino);
+	}
+	if (!pid)
+		return -ESRCH;
+	*ret_pid = pid;
+	return 0;
 }
 
 /* Who holds NAME.lock according to /proc/locks, or 0. */

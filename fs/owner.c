@@ -112,6 +112,119 @@ int owner_find_holder(uint32_t sock_ino, pid_t *ret_pid)
 	return r;
 }
 
+/* Add the sockets held in FDDIR (a /proc/PID/fd, consumed) by PID to H. */
+static int holders_add(struct holders *h, int fddir, pid_t pid)
+{
+	struct dirent *de;
+	DIR *dp = fdopendir(fddir);
+
+	if (!dp) {
+		int r = -errno;
+		close(fddir);
+		return r;
+	}
+	while ((de = readdir(dp))) {
+		char link[64];
+		unsigned long ino;
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		n = readlinkat(dirfd(dp), de->d_name, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) != 1 || ino > UINT32_MAX)
+			continue;
+		if (h->n == h->cap) {
+			size_t cap = h->cap ? 2 * h->cap : 256;
+			struct holder *v = realloc(h->v, cap * sizeof(*v));
+			if (!v) {
+				closedir(dp);
+				return -ENOMEM;
+			}
+			h->v = v;
+			h->cap = cap;
+		}
+		h->v[h->n++] = (struct holder){(uint32_t)ino, pid};
+	}
+	closedir(dp);
+	return 0;
+}
+
+static int holder_cmp(const void *a, const void *b)
+{
+	const struct holder *x = a, *y = b;
+
+	if (x->sock_ino != y->sock_ino)
+		return x->sock_ino < y->sock_ino ? -1 : 1;
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+int owner_holders_load(struct holders *h)
+{
+	struct dirent *de;
+	DIR *dp = opendir("/proc");
+	size_t j = 0;
+	int r = 0;
+
+	h->n = 0;
+	if (!dp)
+		return -errno;
+	while (r == 0 && (de = readdir(dp))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		int fd, fddir;
+
+		if (*end || pid <= 0)
+			continue;
+		fd = openat(dirfd(dp), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				r = -errno;
+			continue;
+		}
+		fddir = openat(fd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fddir < 0 && (errno == EMFILE || errno == ENFILE))
+			r = -errno;
+		close(fd);
+		if (fddir >= 0 && holders_add(h, fddir, (pid_t)pid) == -ENOMEM)
+			r = -ENOMEM;
+	}
+	closedir(dp);
+	if (r < 0) {
+		h->n = 0;
+		return r;
+	}
+	/* one process per socket: the lowest pid (usually the parent) */
+	qsort(h->v, h->n, sizeof(*h->v), holder_cmp);
+	for (size_t i = 0; i < h->n; i++)
+		if (j == 0 || h->v[j - 1].sock_ino != h->v[i].sock_ino)
+			h->v[j++] = h->v[i];
+	h->n = j;
+	return 0;
+}
+
+pid_t owner_holders_find(const struct holders *h, uint32_t sock_ino)
+{
+	size_t lo = 0, hi = h->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (h->v[mid].sock_ino < sock_ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < h->n && h->v[lo].sock_ino == sock_ino ? h->v[lo].pid : 0;
+}
+
+void owner_holders_free(struct holders *h)
+{
+	free(h->v);
+	*h = (struct holders){0};
+}
+
 /* Start time in clock ticks since boot, from /proc/PID/stat field 22. */
 static int start_ticks_at(int procfd, unsigned long long *ret)
 {
@@ -157,7 +270,7 @@ static int start_time_at(int procfd, struct timespec *ret)
 	clock_gettime(CLOCK_BOOTTIME, &boot);
 	/* wall time of boot + time since boot at start */
 	start_ns = (real.tv_sec - boot.tv_sec) * 1000000000ll + (real.tv_nsec - boot.tv_nsec) +
-		   (long long)ticks * TICK_NS;
+	           (long long)ticks * TICK_NS;
 	ret->tv_sec = start_ns / 1000000000ll;
 	ret->tv_nsec = start_ns % 1000000000ll;
 	return 0;
@@ -230,8 +343,7 @@ int owner_read_pidfile(int dirfd, const char *name, uid_t trusted_uid, pid_t *re
 	buf[n] = '\0';
 	errno = 0;
 	pid = strtol(buf, &end, 10);
-	if (errno || end == buf || pid <= 0 || pid > 4194304 ||
-	    (*end && strcmp(end, "\n") != 0)) {
+	if (errno || end == buf || pid <= 0 || pid > 4194304 || (*end && strcmp(end, "\n") != 0)) {
 		r = -EINVAL;
 		goto out;
 	}
@@ -251,8 +363,7 @@ int owner_pidfd(pid_t pid)
 	return fd;
 }
 
-int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *created,
-		      int *ret_pidfd)
+int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *created, int *ret_pidfd)
 {
 	struct timespec start;
 	long long start_ns, created_ns;
@@ -291,7 +402,7 @@ out:
 }
 
 int owner_from_connect(int dirfd, const char *file, int type, struct ucred *ret_cred,
-		       int *ret_pidfd)
+                       int *ret_pidfd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);

@@ -22,6 +22,24 @@ int owner_holds_socket(pid_t pid, uint32_t sock_ino);
 /* Find a process holding socket inode SOCK_INO by scanning /proc. -ESRCH if none. */
 int owner_find_holder(uint32_t sock_ino, pid_t *ret_pid);
 
+/*
+ * Every socket some process holds, and one such process, from one walk of
+ * /proc: for finding the holders of many sockets at once (a hint, to be
+ * verified like any other).
+ */
+struct holders {
+	struct holder {
+		uint32_t sock_ino;
+		pid_t pid;
+	} * v; /* sorted by sock_ino, one entry per socket */
+	size_t n, cap;
+};
+
+int owner_holders_load(struct holders *h);
+/* A process that held SOCK_INO at the walk, or 0. */
+pid_t owner_holders_find(const struct holders *h, uint32_t sock_ino);
+void owner_holders_free(struct holders *h);
+
 /* Wall-clock start time of PID (10 ms resolution). */
 int owner_start_time(pid_t pid, struct timespec *ret);
 
@@ -31,8 +49,7 @@ int owner_start_time(pid_t pid, struct timespec *ret);
  * returns 0 and a pidfd for it in *ret_pidfd (checked again after the
  * pidfd was opened, so the pidfd names the very process that was checked).
  */
-int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *created,
-		      int *ret_pidfd);
+int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *created, int *ret_pidfd);
 
 /*
  * One connect to socket file FILE in DIRFD (the one connect in a
@@ -41,7 +58,7 @@ int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *creat
  * caller opens one from the PID, which the hint rules above guard).
  */
 int owner_from_connect(int dirfd, const char *file, int type, struct ucred *ret_cred,
-		       int *ret_pidfd);
+                       int *ret_pidfd);
 
 /* Effective uid and gid of PID, from /proc/PID/status. */
 int owner_creds(pid_t pid, uid_t *ret_uid, gid_t *ret_gid);

@@ -732,4 +732,5 @@ void table_free(struct engine *e)
 	table_close_root(e);
 	table_free_dead_probes(e);
 	locks_free(&e->locks);
+	owner_holders_free(&e->holders);
 }

@@ -148,6 +148,7 @@ static void *engine_main(void *arg)
 		bool stop = false;
 
 		e->locks_fresh = false; /* /proc/locks is read at most once a batch */
+		e->holders_fresh = e->holders_rewalked = false; /* /proc/PID/fd likewise */
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
