@@ -1985,7 +1985,7 @@ static void report(const struct config *c, struct figure *figs, size_t nfigs,
 	       c->samples, c->poll_samples, POLL_BATCH, c->poll_interval_ms, c->pause_ms, counts,
 	       c->dir, fs, c->timeout_ms);
 
-	printf("%-20s %-48s %5s %10s %10s %17s %17s\n", "figure", "from -> to", "n", "median",
+	printf("%-22s %-46s %5s %10s %10s %18s %18s\n", "figure", "from -> to", "n", "median",
 	       "p99", "x D-Bus p50/p99", "x inotify p50/p99");
 	for (size_t i = 0; i < nfigs; i++) {
 		const struct figure *f = &figs[i];
@@ -1993,17 +1993,17 @@ static void report(const struct config *c, struct figure *figs, size_t nfigs,
 
 		figure_label(f, label, sizeof(label));
 		if (!f->n) {
-			printf("%-20s %-48s %5u %10s %10s %17s %17s\n", label, f->what, 0u,
+			printf("%-22s %-46s %5u %10s %10s %18s %18s\n", label, f->what, 0u,
 			       f->not_built ? "not built" : "-", "-", "-", "-");
 		} else {
-			printf("%-20s %-48s %5u %10s %10s %17s %17s\n", label, f->what, f->n,
+			printf("%-22s %-46s %5u %10s %10s %18s %18s\n", label, f->what, f->n,
 			       fmt_us(pct_us(f->ns, f->n, 0.5), a, sizeof(a)),
 			       fmt_us(pct_us(f->ns, f->n, 0.99), b, sizeof(b)),
 			       fmt_ratio(f, ref_dbus(figs, nfigs, f), r1, sizeof(r1)),
 			       fmt_ratio(f, ref_inotify(figs, nfigs, f), r2, sizeof(r2)));
 		}
 		if (f->kind == K_INOTIFY)
-			printf("%-20s %-48s %5s %10s %10s %17s %17s\n", "inotify crash",
+			printf("%-22s %-46s %5s %10s %10s %18s %18s\n", "inotify crash",
 			       "SIGKILL -> (a plain directory shows nothing)", "-", "never",
 			       "never", "-", "-");
 	}
