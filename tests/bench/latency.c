@@ -40,6 +40,10 @@
  *             crash (SIGKILL at a random moment after that) at the first
  *             that is refused.
  *
+ * Figures run in --rounds (3) rounds: each round measures every figure in
+ * turn with its share of the samples (and its own daemon), so that other
+ * load on the machine, which comes and goes, weighs on all figures alike.
+ *
  * The summary gives each figure's median and p99, its ratio to D-Bus's
  * figure of the same kind (appear to RequestName, crash to owner lost) and,
  * for appear figures, to the plain inotify baseline; then the SPEC §6
@@ -139,7 +143,8 @@ struct config {
 	unsigned nservices;
 	unsigned poll_samples;
 	unsigned poll_interval_ms;
-	unsigned run; /* RUN_* */
+	unsigned run;    /* RUN_* */
+	unsigned rounds; /* every figure in turn, samples / rounds each time */
 	unsigned pause_ms;
 	unsigned timeout_ms;
 	bool json;
@@ -161,6 +166,7 @@ struct figure {
 	unsigned owner_unknown;   /* crash: VIEW/pid missing or not the owner's pid */
 	bool ran;
 	bool not_built; /* D-Bus figures without libdbus-1 */
+	bool failed;    /* a round could not measure: no further rounds */
 	/* mounted figures: the daemon of this figure */
 	bool mounted;
 	double mount_ms;      /* svcfs started → mounted */
@@ -1449,14 +1455,12 @@ static int run_poll(const struct config *c, struct figure *fa, struct figure *fc
 	return got_stop ? -1 : 0;
 }
 
+/* One round of F (and PAIR, measured with it): C's samples go to F's array,
+ * which holds every round's. */
 static int run_figure(const struct config *c, struct figure *f, struct figure *pair)
 {
-	size_t cap = c->samples > c->poll_samples ? c->samples : c->poll_samples;
 	int r;
 
-	f->ns = calloc(cap ? cap : 1, sizeof(*f->ns));
-	if (!f->ns)
-		return -1;
 	f->ran = true;
 	switch (f->kind) {
 	case K_APPEAR:
@@ -1475,9 +1479,6 @@ static int run_figure(const struct config *c, struct figure *f, struct figure *p
 		r = run_dbus(c, f);
 		break;
 	case K_POLL_APPEAR:
-		pair->ns = calloc(cap ? cap : 1, sizeof(*pair->ns));
-		if (!pair->ns)
-			return -1;
 		pair->ran = true;
 		r = run_poll(c, f, pair);
 		break;
@@ -1804,9 +1805,11 @@ static void report_json(const struct config *c, const struct figure *figs, size_
 	json_str(c->dir);
 	printf(",\"dir_fs\":");
 	json_str(fs);
-	printf(",\"samples\":%u,\"poll_samples\":%u,\"poll_interval_ms\":%u,\"pause_ms\":%u,"
+	printf(",\"samples\":%u,\"rounds\":%u,\"poll_samples\":%u,\"poll_interval_ms\":%u,\"pause_"
+	       "ms\":%u,"
 	       "\"timeout_ms\":%u,\"figures\":[",
-	       c->samples, c->poll_samples, c->poll_interval_ms, c->pause_ms, c->timeout_ms);
+	       c->samples, c->rounds, c->poll_samples, c->poll_interval_ms, c->pause_ms,
+	       c->timeout_ms);
 	for (size_t i = 0; i < nfigs; i++) {
 		const struct figure *f = &figs[i];
 
@@ -1979,11 +1982,12 @@ static void report(const struct config *c, struct figure *figs, size_t nfigs,
 	       ml->unix_all, ml->unix_listening);
 	printf("svcfs:    %s, run as: svcfs %s BACKING MOUNTPOINT%s\n", c->svcfs, opts,
 	       c->svcfs_opts ? "" : " (every -o option at its default)");
-	printf("setup:    %u samples per figure (poll: %u, %u at a time, every %u ms), sequential, "
+	printf("setup:    %u samples per figure (poll: %u, %u at a time, every %u ms) in %u "
+	       "round%s of every figure in turn, each round with its own daemon; sequential, "
 	       "%u ms pause before each; svcfs with %s background services, the others with "
 	       "none; temporary directories in %s (%s); event timeout %u ms\n\n",
-	       c->samples, c->poll_samples, POLL_BATCH, c->poll_interval_ms, c->pause_ms, counts,
-	       c->dir, fs, c->timeout_ms);
+	       c->samples, c->poll_samples, POLL_BATCH, c->poll_interval_ms, c->rounds,
+	       c->rounds == 1 ? "" : "s", c->pause_ms, counts, c->dir, fs, c->timeout_ms);
 
 	printf("%-22s %-46s %5s %10s %10s %18s %18s\n", "figure", "from -> to", "n", "median",
 	       "p99", "x D-Bus p50/p99", "x inotify p50/p99");
@@ -2020,11 +2024,10 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "usage: svcfs-bench-latency [--svcfs PATH] [--samples N] [--services N[,N...]]\n"
-	    "                           [--figures LIST] [--poll-samples N] [--poll-interval-ms "
-	    "MS]\n"
-	    "                           [--json] [--svcfs-opts OPTS] [--pause-ms MS] [--timeout-ms "
-	    "MS]\n"
-	    "                           [--dir DIR] [--netns] [--verbose]\n"
+	    "                           [--figures LIST] [--rounds N]\n"
+	    "                           [--poll-samples N] [--poll-interval-ms MS]\n"
+	    "                           [--json] [--svcfs-opts OPTS] [--pause-ms MS]\n"
+	    "                           [--timeout-ms MS] [--dir DIR] [--netns] [--verbose]\n"
 	    "  --svcfs PATH          daemon to measure (default %s)\n"
 	    "  --samples N           samples per figure (default 300)\n"
 	    "  --services N[,N...]   svcfs appear and crash once for each number of background\n"
@@ -2182,6 +2185,7 @@ int main(int argc, char **argv)
 	    {"figures", required_argument, NULL, 'F'},
 	    {"poll-samples", required_argument, NULL, 'P'},
 	    {"poll-interval-ms", required_argument, NULL, 'I'},
+	    {"rounds", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -2193,6 +2197,7 @@ int main(int argc, char **argv)
 	    .poll_samples = 100,
 	    .poll_interval_ms = 1000,
 	    .run = RUN_SVCFS | RUN_DBUS | RUN_INOTIFY | RUN_POLL,
+	    .rounds = 3,
 	    .pause_ms = 10,
 	    .timeout_ms = 5000,
 	    .dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
@@ -2201,7 +2206,7 @@ int main(int argc, char **argv)
 	size_t nfigs;
 	struct machine_load ml;
 	unsigned long long busy0, total0, busy1, total1;
-	int opt, rc = 0;
+	int opt, rc_exit = 0;
 
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -2222,6 +2227,10 @@ int main(int argc, char **argv)
 			break;
 		case 'P':
 			if (parse_uint("--poll-samples", optarg, 1, 1000000, &c.poll_samples) < 0)
+				return 2;
+			break;
+		case 'R':
+			if (parse_uint("--rounds", optarg, 1, 1000, &c.rounds) < 0)
 				return 2;
 			break;
 		case 'I':
@@ -2290,17 +2299,39 @@ int main(int argc, char **argv)
 	loadavg(ml.loadavg_start, sizeof(ml.loadavg_start));
 	cpu_times(&busy0, &total0);
 
-	for (size_t i = 0; i < nfigs && !got_stop; i++) {
-		struct figure *pair = figs[i].kind == K_POLL_APPEAR ? &figs[i + 1] : NULL;
+	for (size_t i = 0; i < nfigs; i++) {
+		size_t cap = c.samples > c.poll_samples ? c.samples : c.poll_samples;
 
-		if (figs[i].kind == K_POLL_CRASH)
-			continue; /* measured with poll-appear */
-		if (run_figure(&c, &figs[i], pair) < 0) {
-			rc = 1;
-			if (got_stop)
-				break;
-			fprintf(stderr, "svcfs-bench-latency: figure %s incomplete (%u samples)\n",
-			        figs[i].key, figs[i].n);
+		figs[i].ns = calloc(cap, sizeof(*figs[i].ns));
+		if (!figs[i].ns) {
+			perror("svcfs-bench-latency: calloc");
+			return 1;
+		}
+	}
+	/* Rounds: every figure in turn, a share of its samples each time, so
+	 * that a change in the machine's load weighs on all of them alike. */
+	for (unsigned round = 0; round < c.rounds && !got_stop; round++) {
+		struct config rc = c;
+
+		rc.samples = c.samples / c.rounds + (round < c.samples % c.rounds);
+		rc.poll_samples = c.poll_samples / c.rounds + (round < c.poll_samples % c.rounds);
+		for (size_t i = 0; i < nfigs && !got_stop; i++) {
+			struct figure *pair = figs[i].kind == K_POLL_APPEAR ? &figs[i + 1] : NULL;
+			unsigned want =
+			    figs[i].kind == K_POLL_APPEAR ? rc.poll_samples : rc.samples;
+
+			if (figs[i].kind == K_POLL_CRASH || figs[i].failed || !want)
+				continue; /* poll-crash: measured with poll-appear */
+			if (run_figure(&rc, &figs[i], pair) < 0) {
+				rc_exit = 1;
+				figs[i].failed = true;
+				if (got_stop)
+					break;
+				fprintf(stderr,
+				        "svcfs-bench-latency: figure %s incomplete (%u samples); "
+				        "not run again\n",
+				        figs[i].key, figs[i].n);
+			}
 		}
 	}
 	if (got_stop) {
@@ -2316,5 +2347,5 @@ int main(int argc, char **argv)
 	report(&c, figs, nfigs, &ml);
 	for (size_t i = 0; i < nfigs; i++)
 		free(figs[i].ns);
-	return rc;
+	return rc_exit;
 }
