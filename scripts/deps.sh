@@ -6,7 +6,8 @@ pkgs=(build-essential cmake pkg-config fuse3 libfuse3-dev libjson-c-dev uthash-d
       libcriterion-dev attr inotify-tools python3 util-linux procps
       clang libclang-rt-dev llvm # libFuzzer targets (tests/fuzz), symbolised reports
       valgrind                   # the integration suites under memcheck (tests/valgrind)
-      dbus-daemon libdbus-1-dev) # the D-Bus baseline of the benchmarks (tests/bench)
+      dbus-daemon libdbus-1-dev  # the D-Bus baseline of the benchmarks (tests/bench)
+      etcd-server libcurl4-openssl-dev) # the etcd client of multi-host (fs/etcd.c, tests/etcd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
