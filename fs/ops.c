@@ -253,7 +253,9 @@ static char *status_json(struct svcfs_fs *fs, size_t *ret_len)
 	struct timespec now;
 	char started[32];
 	struct tm tm;
+	size_t kept_nodes, kept_versions;
 
+	view_kept(fs->view, &kept_nodes, &kept_versions);
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&si->started.tv_sec, &tm);
 	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -271,6 +273,9 @@ static char *status_json(struct svcfs_fs *fs, size_t *ret_len)
 	                   (now.tv_nsec - si->started.tv_nsec) / 1e9,
 	               view_service_count(fs->view), si->poll > 0 ? "poll" : "inotify",
 	               si->sock_diag ? "sock_diag" : "connect", si->probe_interval);
+	/* left the view, kept until the kernel forgets them (view_kept) */
+	svcfs_buf_addf(&b, ",\"kept\":{\"dirs\":%zu,\"aggregate_versions\":%zu}", kept_nodes,
+	               kept_versions);
 	svcfs_buf_addf(&b,
 	               ",\"counters\":{\"appeared\":%" PRIu64 ",\"vanished\":%" PRIu64
 	               ",\"events\":%" PRIu64 ",\"dumps\":%" PRIu64 ",\"queries\":%" PRIu64

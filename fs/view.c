@@ -149,6 +149,8 @@ struct view {
 	size_t nservices;
 	struct aggregate services, targets;
 	struct aggver *aggvers; /* every version the kernel may still refer to */
+	size_t nkept_nodes;     /* unlinked nodes the kernel has not forgotten */
+	size_t nkept_aggvers;   /* versions not current the kernel has not forgotten */
 	view_notify_fn *notify;
 	void *notify_ctx;
 	void (*wake)(void *ctx); /* set once before threads start */
@@ -308,6 +310,7 @@ static void aggver_release(struct view *v, struct aggver *a)
 	if (a->current || a->nlookup > 0)
 		return;
 	HASH_DELETE(hh, v->aggvers, a);
+	v->nkept_aggvers--;
 	free(a->data);
 	free(a);
 }
@@ -324,6 +327,7 @@ static uint64_t aggregate_retire(struct view *v, struct aggregate *agg)
 	ino = old->nlookup > 0 ? aggver_ino(old) : 0;
 	agg->cur = NULL;
 	old->current = false;
+	v->nkept_aggvers++; /* until released, now or at its last forget */
 	aggver_release(v, old);
 	return ino;
 }
@@ -459,6 +463,7 @@ static void node_release(struct view *v, struct vnode *n)
 	if (n->kind == VN_ROOT || n->linked || n->nlookup > 0)
 		return;
 	HASH_DELETE(hh, v->by_id, n);
+	v->nkept_nodes--;
 	node_free(n);
 }
 
@@ -703,6 +708,14 @@ size_t view_service_count(struct view *v)
 	n = v->nservices;
 	pthread_mutex_unlock(&v->lock);
 	return n;
+}
+
+void view_kept(struct view *v, size_t *ret_nodes, size_t *ret_versions)
+{
+	pthread_mutex_lock(&v->lock);
+	*ret_nodes = v->nkept_nodes;
+	*ret_versions = v->nkept_aggvers;
+	pthread_mutex_unlock(&v->lock);
 }
 
 void view_dir_set_attr(struct view *v, struct vnode *dir, uid_t uid, gid_t gid, mode_t mode)
@@ -998,6 +1011,7 @@ static void node_unlink(struct view *v, struct vnode *n)
 {
 	n->linked = false;
 	n->parent = NULL;
+	v->nkept_nodes++; /* until released, now or at its last forget */
 	node_release(v, n);
 }
 

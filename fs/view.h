@@ -135,6 +135,11 @@ int view_path(struct view *v, uint64_t ino, char *buf, size_t size, uint64_t *re
 void view_set_waker(struct view *v, void (*wake)(void *ctx), void *ctx);
 /* Number of services currently linked. */
 size_t view_service_count(struct view *v);
+/*
+ * What is kept only because the kernel still refers to it: directories
+ * that left the tree (with their files) and old aggregate versions.
+ */
+void view_kept(struct view *v, size_t *ret_nodes, size_t *ret_versions);
 
 /* ---- FUSE side (any thread) ---- */
 

@@ -593,3 +593,63 @@ Test(daemon, dead_mount_is_replaced)
 	          "no line about the dead mount: %s", err ? err : "");
 	free(err);
 }
+
+/* Directories kept only for the kernel's references, from user.svcfs.status. */
+static int64_t kept_dirs(void)
+{
+	json_object *st = status_of(H.mnt);
+	int64_t n = st ? status_int(st, "kept", "dirs") : -1;
+
+	json_object_put(st);
+	return n;
+}
+
+static bool nothing_kept(void *ctx)
+{
+	(void)ctx;
+	return kept_dirs() == 0;
+}
+
+/*
+ * A vanished service's node stays while the kernel refers to it (a file
+ * held open inside it) and is freed at its last forget: the status counts
+ * it, and counts it no more once the file is closed. Every reference that
+ * lookups, readdirplus (ls -l) and the mkdir poke gave is forgotten; a
+ * count that did not balance would keep the node for good.
+ */
+Test(daemon, vanished_node_freed_at_last_forget)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	pid_t svc;
+	int fd;
+
+	h_mount();
+	svc = h_service("web.sock");
+	cr_assert(h_wait_exists(h_m("web")));
+	/* references of every kind: lookups, a readdirplus of both levels */
+	d = opendir(h_m("web"));
+	cr_assert_not_null(d, "opendir: %s", strerror(errno));
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			cr_assert_eq(fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW), 0);
+	closedir(d);
+	d = opendir(H.mnt);
+	cr_assert_not_null(d, "opendir: %s", strerror(errno));
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			cr_assert_eq(fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW), 0);
+	closedir(d);
+	fd = open(h_m("web/state"), O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "open web/state: %s", strerror(errno));
+	cr_assert_eq(kept_dirs(), 0, "a live service is not kept, it is in the tree");
+
+	h_kill(svc);
+	cr_assert(h_wait_gone(h_m("web")));
+	cr_assert_eq(kept_dirs(), 1, "the open file keeps its directory's node");
+	close(fd);
+	cr_assert(h_wait_until(nothing_kept, NULL, H_TIMEOUT_MS),
+	          "node still kept %d ms after its last file closed (%lld)", H_TIMEOUT_MS,
+	          (long long)kept_dirs());
+}
