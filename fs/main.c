@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -408,6 +409,19 @@ int main(int argc, char *argv[])
 	int guard_fd = -1;
 	int ret = EXIT_USAGE, r;
 
+#ifdef M_ARENA_MAX
+	/*
+	 * One malloc arena for every thread. glibc would give the engine
+	 * thread and each FUSE worker a heap of its own, each with its own
+	 * high-water mark and holes: under churn (records made on one
+	 * thread, aggregates rendered and freed on others) the daemon's RSS
+	 * then crept while what it held stayed flat — the soak measured
+	 * +0.8 to +1.5 MB in 60 s with an arena per thread, +0.3 to +0.45 MB
+	 * with one. The handlers serialize on the view lock anyway, and small
+	 * blocks come from each thread's own cache without the arena lock.
+	 */
+	mallopt(M_ARENA_MAX, 1);
+#endif
 	/*
 	 * Termination signals go to the engine thread (a signalfd): it stops
 	 * poking the mount first and only then ends the FUSE loop, since the
