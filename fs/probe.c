@@ -242,6 +242,23 @@ int probe_dump(struct probe *p)
 
 	if (p->nl < 0)
 		return -EOPNOTSUPP;
+	/*
+	 * The table holds every Unix socket of the network namespace, not only
+	 * BACKING's, and is cleared (so resident) on every dump: once a crowd
+	 * of sockets is gone, give its memory back.
+	 */
+	if (p->cap > 1024 && p->count * 8 < p->cap) {
+		struct probe_sock *old = p->slots;
+		size_t oldcap = p->cap;
+		p->slots = NULL;
+		p->cap = 0;
+		if (table_reserve(p, p->count * 2) < 0) {
+			p->slots = old;
+			p->cap = oldcap;
+		} else {
+			free(old);
+		}
+	}
 	memset(p->slots, 0, p->cap * sizeof(*p->slots));
 	p->count = 0;
 	if (p->stats)
@@ -250,6 +267,11 @@ int probe_dump(struct probe *p)
 	if (r < 0)
 		return r;
 	return receive(p, true, NULL);
+}
+
+size_t probe_table_bytes(const struct probe *p)
+{
+	return p->cap * sizeof(*p->slots);
 }
 
 const struct probe_sock *probe_find(const struct probe *p, dev_t st_dev, ino_t st_ino)

@@ -18,7 +18,7 @@
 #include <sys/types.h>
 
 /* Socket states as unix_diag reports them (the TCP state numbers). */
-#define PROBE_STATE_CLOSE  7  /* bound (dgram), or bound but not listening */
+#define PROBE_STATE_CLOSE  7 /* bound (dgram), or bound but not listening */
 #define PROBE_STATE_LISTEN 10
 
 struct probe_sock {
@@ -44,6 +44,8 @@ bool probe_has_diag(const struct probe *p);
 int probe_dump(struct probe *p);
 /* The socket bound to the file with stat ST_DEV/ST_INO in the last dump, or NULL. */
 const struct probe_sock *probe_find(const struct probe *p, dev_t st_dev, ino_t st_ino);
+/* Bytes the table of the last dump holds (it follows the namespace's socket count). */
+size_t probe_table_bytes(const struct probe *p);
 /* Ask for one socket by its socket inode: 0, or -ENOENT when it is gone. */
 int probe_query(struct probe *p, uint32_t sock_ino, struct probe_sock *ret);
 
