@@ -773,7 +773,7 @@ static const char *field(json_object *st, const char *key)
 static int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {0}};
-	json_object *st = NULL, *up;
+	json_object *st = NULL, *up, *kept;
 	bool json = false;
 	svcfs_dir *d;
 	long secs;
@@ -818,6 +818,10 @@ static int cmd_status(int argc, char **argv)
 		       counter(st, "health_checks"), counter(st, "rescans"));
 		printf("events: %" PRIu64 " inotify events made on the mount\n",
 		       counter(st, "events"));
+		if (json_object_object_get_ex(st, "kept", &kept))
+			printf("kept for the kernel: %s directories, %s old versions of "
+			       ".services.json/.targets.json\n",
+			       field(kept, "dirs"), field(kept, "aggregate_versions"));
 	}
 	json_object_put(st);
 	svcfs_close(d);
