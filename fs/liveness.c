@@ -88,6 +88,17 @@ static void retry_backoff(struct engine *e, struct tsvc *s)
 	retry_at(e, s, ts_add_ns(mono_now(), s->retry_ns));
 }
 
+/*
+ * S's socket was seen and is gone: no quick re-checks. A socket file never
+ * listens again (a new bind needs a new file, which is a new record); the
+ * interval check and inotify cover the rest.
+ */
+static void retry_spent(struct engine *e, struct tsvc *s)
+{
+	retry_cancel(e, s);
+	s->retry_ns = RETRY_MAX_NS + 1;
+}
+
 struct timespec table_next_retry(struct engine *e)
 {
 	struct timespec best = {0, 0};
@@ -334,7 +345,7 @@ void table_owner_exited(struct engine *e, struct pwatch *pw)
 		if (r < 0 || ps.vfs_ino != (uint64_t)s->ino || !probe_sock_alive(&ps)) {
 			s->sock_ino = 0;
 			svc_vanish(e, s, "owner exited");
-			retry_backoff(e, s);
+			retry_spent(e, s);
 			continue;
 		}
 		if (engine_find_holder(e, s->sock_ino, &pid) == 0 &&
@@ -695,6 +706,7 @@ void svc_check(struct engine *e, struct tsvc *s)
 			svc_vanish(e, s, "socket replaced");
 			s->since = 0;
 			s->dirty = true;
+			s->retry_ns = 0; /* a new socket: quick re-checks again */
 		}
 		if (r >= 0) {
 			s->sock_ino = ps.sock_ino;
@@ -713,6 +725,8 @@ void svc_check(struct engine *e, struct tsvc *s)
 			else
 				retry_backoff(e, s);
 		} else {
+			if (s->sock_ino)
+				retry_spent(e, s); /* it was seen, and is gone */
 			s->sock_ino = 0;
 			if (s->vnode)
 				svc_vanish(e, s, "socket closed");
