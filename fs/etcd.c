@@ -1157,10 +1157,11 @@ struct etcd_watch {
 	CURLM *multi;
 	struct curl_slist *headers;
 	struct etcd_stream *stream;
-	bool done;   /* compacted: the watch has ended */
-	bool down;   /* DISCONNECTED sent, CREATED not since */
-	bool paused; /* the queue is full: reading stopped */
-	int err;     /* why the stream stopped, when we stopped it */
+	bool done;         /* compacted: the watch has ended */
+	bool down;         /* DISCONNECTED sent, CREATED not since */
+	bool paused;       /* the queue is full: reading stopped */
+	int64_t last_data; /* when the stream last sent something (now_ms) */
+	int err;           /* why the stream stopped, when we stopped it */
 	char msg[ETCD_MSG_MAX];
 
 	pthread_t thread;
@@ -1286,6 +1287,7 @@ static size_t watch_write(char *data, size_t size, size_t nmemb, void *arg)
 	size_t len = size * nmemb;
 	int r;
 
+	w->last_data = now_ms();
 	if (queue_count(w) >= ETCD_WATCH_QUEUE_MAX) {
 		/* Back-pressure: the data stays with curl until we resume. */
 		w->paused = true;
@@ -1356,17 +1358,15 @@ static int watch_connect(struct etcd_watch *w)
 	curl_easy_setopt(w->curl, CURLOPT_WRITEDATA, w);
 	curl_easy_setopt(w->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)w->timeout_ms);
 	curl_easy_setopt(w->curl, CURLOPT_TCP_KEEPALIVE, 1L);
-	if (w->idle_s > 0) {
-		curl_easy_setopt(w->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(w->curl, CURLOPT_LOW_SPEED_TIME, (long)w->idle_s);
-	}
 	curl_multi_add_handle(w->multi, w->curl);
+	w->last_data = now_ms();
 	while (running && !atomic_load(&w->stop)) {
 		CURLMsg *m;
 		int left;
 
 		if (w->paused && queue_count(w) < ETCD_WATCH_QUEUE_MAX / 2) {
 			w->paused = false;
+			w->last_data = now_ms(); /* silence while paused was ours */
 			curl_easy_pause(w->curl, CURLPAUSE_CONT);
 		}
 		curl_multi_perform(w->multi, &running);
@@ -1375,6 +1375,15 @@ static int watch_connect(struct etcd_watch *w)
 				rc = m->data.result;
 		if (running)
 			curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
+		/* Not curl's low-speed limit: that averages over several seconds
+		 * and notices silence only idle_s + ~5 s late. */
+		if (running && w->idle_s > 0 && !w->paused &&
+		    now_ms() - w->last_data > (int64_t)w->idle_s * 1000) {
+			w->err = -ETIMEDOUT;
+			snprintf(w->msg, sizeof(w->msg), "watch %s: nothing received for %d s", url,
+			         w->idle_s);
+			break;
+		}
 	}
 	curl_multi_remove_handle(w->multi, w->curl);
 	if (atomic_load(&w->stop) || w->done)

@@ -118,8 +118,11 @@ struct etcd_event {
 struct etcd_watch;
 
 /* Watch every key starting with PREFIX from START_REVISION (0: from now).
- * IDLE_S > 0: a stream silent that long is dropped and resumed (pair it with
- * the server's progress-notify interval). */
+ * IDLE_S > 0: a stream silent that long (to within a second) is dropped and
+ * resumed on the next endpoint. Progress notifications are the heartbeat that
+ * keeps a quiet stream alive: make IDLE_S longer than the members'
+ * --experimental-watch-progress-notify-interval (10 min unless set). Without
+ * it, a member that hangs with its connection open is never noticed. */
 struct etcd_watch *etcd_watch_new(struct etcd *c, const char *prefix, int64_t start_revision,
                                   int idle_s);
 /* Stops the thread (promptly: it is woken) and frees what is queued. */
