@@ -207,6 +207,7 @@ void cluster_setup(void)
 {
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	int ports[2 * CLUSTER_SIZE];
+	char root[sizeof(CL.root)];
 	size_t len = 0;
 
 	if (!cluster_etcd())
@@ -216,6 +217,7 @@ void cluster_setup(void)
 	snprintf(CL.root, sizeof(CL.root), "%s/svcfs-etcd-XXXXXX", base);
 	cr_assert_not_null(mkdtemp(CL.root), "mkdtemp: %s", strerror(errno));
 	start_guard();
+	memcpy(root, CL.root, sizeof(root));
 	free_ports(ports, 2 * CLUSTER_SIZE);
 	for (int i = 0; i < CLUSTER_SIZE; i++) {
 		struct member *m = &CL.m[i];
@@ -223,8 +225,9 @@ void cluster_setup(void)
 		snprintf(m->name, sizeof(m->name), "m%d", i);
 		snprintf(m->url, sizeof(m->url), "http://127.0.0.1:%d", ports[2 * i]);
 		snprintf(m->peer, sizeof(m->peer), "http://127.0.0.1:%d", ports[2 * i + 1]);
-		snprintf(m->dir, sizeof(m->dir), "%s/%s", CL.root, m->name);
-		snprintf(m->log, sizeof(m->log), "%s/%s.log", CL.root, m->name);
+		/* from a copy: the same object as M for the compiler (-Wrestrict) */
+		snprintf(m->dir, sizeof(m->dir), "%s/m%d", root, i);
+		snprintf(m->log, sizeof(m->log), "%s/m%d.log", root, i);
 		len += (size_t)snprintf(CL.urls + len, sizeof(CL.urls) - len, "%s%s", i ? "," : "",
 		                        m->url);
 	}
