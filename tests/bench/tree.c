@@ -1634,7 +1634,8 @@ static void usage(FILE *out)
 	    "                       (timings are then not representative)\n"
 	    "  --svcfs PATH         daemon to measure (default %s)\n"
 	    "  --svcfs-opts OPTS    passed to svcfs as -o OPTS\n"
-	    "  --dir DIR            parent of the temporary directory (default $TMPDIR or /tmp)\n"
+	    "  --dir DIR            parent of the temporary directory (default /dev/shm, else "
+	    "/tmp)\n"
 	    "  --visible-timeout S  how long to wait for the services to show (default 600)\n"
 	    "Needs root (tmpfs, drop_caches, RLIMIT_NOFILE) and /dev/fuse.\n",
 	    SVCFS_BIN);
@@ -1694,7 +1695,9 @@ int main(int argc, char **argv)
 	};
 	struct config c = {
 	    .svcfs = SVCFS_BIN,
-	    .dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+	    /* tmpfs, as /run is: a BACKING on a disk with online discard here
+	     * took 19 s to bind 100 000 services and as long to remove */
+	    .dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp",
 	    .sizes = {1000, 10000, 100000},
 	    .nsizes = 3,
 	    .passes = 3,
