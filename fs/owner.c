@@ -196,16 +196,17 @@ int owner_holders_load(struct holders *h)
 		h->n = 0;
 		return r;
 	}
-	/* one process per socket: the lowest pid (usually the parent) */
+	/* by socket, then pid; one entry per (socket, process) */
 	qsort(h->v, h->n, sizeof(*h->v), holder_cmp);
 	for (size_t i = 0; i < h->n; i++)
-		if (j == 0 || h->v[j - 1].sock_ino != h->v[i].sock_ino)
+		if (j == 0 || holder_cmp(&h->v[j - 1], &h->v[i]) != 0)
 			h->v[j++] = h->v[i];
 	h->n = j;
 	return 0;
 }
 
-pid_t owner_holders_find(const struct holders *h, uint32_t sock_ino)
+/* Index of the first entry for SOCK_INO (or where it would be). */
+static size_t holders_first(const struct holders *h, uint32_t sock_ino)
 {
 	size_t lo = 0, hi = h->n;
 
@@ -216,7 +217,22 @@ pid_t owner_holders_find(const struct holders *h, uint32_t sock_ino)
 		else
 			hi = mid;
 	}
-	return lo < h->n && h->v[lo].sock_ino == sock_ino ? h->v[lo].pid : 0;
+	return lo;
+}
+
+pid_t owner_holders_find(const struct holders *h, uint32_t sock_ino)
+{
+	size_t i = holders_first(h, sock_ino);
+
+	return i < h->n && h->v[i].sock_ino == sock_ino ? h->v[i].pid : 0;
+}
+
+bool owner_holders_has(const struct holders *h, uint32_t sock_ino, pid_t pid)
+{
+	for (size_t i = holders_first(h, sock_ino); i < h->n && h->v[i].sock_ino == sock_ino; i++)
+		if (h->v[i].pid == pid)
+			return true;
+	return false;
 }
 
 void owner_holders_free(struct holders *h)
@@ -363,13 +379,14 @@ int owner_pidfd(pid_t pid)
 	return fd;
 }
 
-int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *created, int *ret_pidfd)
+/* owner_verify_hint; SOCK_INO 0: the caller saw PID hold it (owner_verify_holder). */
+static int verify(pid_t pid, uint32_t sock_ino, const struct timespec *created, int *ret_pidfd)
 {
 	struct timespec start;
 	long long start_ns, created_ns;
 	int procfd, pidfd = -1, r;
 
-	if (pid <= 0 || sock_ino == 0)
+	if (pid <= 0)
 		return -EINVAL;
 	pidfd = owner_pidfd(pid);
 	if (pidfd < 0)
@@ -387,7 +404,7 @@ int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *creat
 		if (start_ns > created_ns + TICK_NS)
 			r = -ESTALE; /* a younger process: a reused PID */
 	}
-	if (r == 0)
+	if (r == 0 && sock_ino)
 		r = holds_at(procfd, sock_ino) == 1 ? 0 : -ENOENT;
 	close(procfd);
 	/* the process may have died (and its PID been reused) during the checks */
@@ -399,6 +416,16 @@ out:
 	else
 		close(pidfd);
 	return r;
+}
+
+int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *created, int *ret_pidfd)
+{
+	return sock_ino ? verify(pid, sock_ino, created, ret_pidfd) : -EINVAL;
+}
+
+int owner_verify_holder(pid_t pid, const struct timespec *created, int *ret_pidfd)
+{
+	return verify(pid, 0, created, ret_pidfd);
 }
 
 int owner_from_connect(int dirfd, const char *file, int type, struct ucred *ret_cred,

@@ -31,13 +31,15 @@ struct holders {
 	struct holder {
 		uint32_t sock_ino;
 		pid_t pid;
-	} * v; /* sorted by sock_ino, one entry per socket */
+	} * v; /* sorted by sock_ino then pid, one entry per (socket, process) */
 	size_t n, cap;
 };
 
 int owner_holders_load(struct holders *h);
-/* A process that held SOCK_INO at the walk, or 0. */
+/* A process that held SOCK_INO at the walk (the lowest pid), or 0. */
 pid_t owner_holders_find(const struct holders *h, uint32_t sock_ino);
+/* PID held SOCK_INO at the walk. */
+bool owner_holders_has(const struct holders *h, uint32_t sock_ino, pid_t pid);
 void owner_holders_free(struct holders *h);
 
 /* Wall-clock start time of PID (10 ms resolution). */
@@ -50,6 +52,13 @@ int owner_start_time(pid_t pid, struct timespec *ret);
  * pidfd was opened, so the pidfd names the very process that was checked).
  */
 int owner_verify_hint(pid_t pid, uint32_t sock_ino, const struct timespec *created, int *ret_pidfd);
+/*
+ * The same for a PID the caller saw hold the socket after CREATED (a walk
+ * of /proc): the pidfd is checked to name that process, without reading
+ * its descriptors again (thousands of sockets in one process made that
+ * quadratic).
+ */
+int owner_verify_holder(pid_t pid, const struct timespec *created, int *ret_pidfd);
 
 /*
  * One connect to socket file FILE in DIRFD (the one connect in a

@@ -50,14 +50,23 @@ Test(owner, holders_table_names_the_holder_of_each_socket)
 	/* child_sv[0] is ours; its peer, child_sv[1], the child's (inode + 1 is not assumed) */
 	cr_assert_eq(owner_holders_find(&h, sock_ino(child_sv[0])), getpid());
 	for (size_t i = 1; i < h.n; i++)
-		cr_assert_lt(h.v[i - 1].sock_ino, h.v[i].sock_ino, "sorted, one entry per socket");
+		cr_assert(
+		    h.v[i - 1].sock_ino < h.v[i].sock_ino ||
+		        (h.v[i - 1].sock_ino == h.v[i].sock_ino && h.v[i - 1].pid < h.v[i].pid),
+		    "sorted by socket then process, one entry per pair");
+	/* every holder is known: the child inherited sv, and alone holds child_sv[1] */
+	cr_assert(owner_holders_has(&h, sock_ino(sv[0]), getpid()));
+	cr_assert(owner_holders_has(&h, sock_ino(sv[0]), child));
+	cr_assert_not(owner_holders_has(&h, sock_ino(child_sv[0]), child));
 	cr_assert_eq(owner_holders_find(&h, 0), 0);
 
 	/* a socket created after the walk is not in it; the next walk has it */
 	{
 		int late = socket(AF_UNIX, SOCK_STREAM, 0);
 		cr_assert_geq(late, 0);
-		cr_assert_eq(owner_holders_find(&h, sock_ino(late)), 0);
+		/* (its inode number may be one another process freed since: not ours) */
+		cr_assert_neq(owner_holders_find(&h, sock_ino(late)), getpid());
+		cr_assert_not(owner_holders_has(&h, sock_ino(late), getpid()));
 		cr_assert_eq(owner_holders_load(&h), 0);
 		cr_assert_eq(owner_holders_find(&h, sock_ino(late)), getpid());
 		close(late);
