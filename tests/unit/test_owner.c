@@ -24,25 +24,27 @@ static uint32_t sock_ino(int fd)
 Test(owner, holders_table_names_the_holder_of_each_socket)
 {
 	struct holders h = {0};
-	int sv[2], child_sv[2], go[2];
+	int sv[2], child_sv[2], go[2], ready[2];
 	pid_t child;
 	char c = 0;
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, child_sv), 0);
 	cr_assert_eq(pipe(go), 0);
+	cr_assert_eq(pipe(ready), 0);
 	child = fork();
 	cr_assert_geq(child, 0);
 	if (child == 0) {
 		/* holds child_sv[1] only (the parent keeps none of it) */
 		close(child_sv[0]);
 		close(go[1]);
-		if (read(go[0], &c, 1) < 0)
+		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) < 0)
 			_exit(1);
 		_exit(0);
 	}
 	close(child_sv[1]);
 	close(go[0]);
+	cr_assert_eq(read(ready[0], &c, 1), 1); /* the child closed its end */
 	cr_assert_eq(owner_holders_load(&h), 0);
 	cr_assert_gt(h.n, 0);
 	cr_assert_eq(owner_holders_find(&h, sock_ino(sv[0])), getpid());
