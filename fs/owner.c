@@ -22,33 +22,48 @@
 
 #define TICK_NS 10000000ll /* USER_HZ = 100 */
 
-/* 1 if directory FDDIR (a /proc/PID/fd) holds an fd on socket SOCK_INO. */
-static int fd_dir_holds(int fddir, uint32_t sock_ino)
+/*
+ * FN(CTX, inode) for each socket held in FDDIR (a /proc/PID/fd, consumed)
+ * until FN returns non-zero; returns that, 0 at the end, or -errno.
+ */
+static int each_socket(int fddir, int (*fn)(void *ctx, uint32_t sock_ino), void *ctx)
 {
-	char want[32], link[64];
 	struct dirent *de;
-	DIR *dp;
-	int found = 0;
+	DIR *dp = fdopendir(fddir);
+	int r = 0;
 
-	snprintf(want, sizeof(want), "socket:[%u]", sock_ino);
-	dp = fdopendir(fddir);
 	if (!dp) {
-		int r = -errno;
+		r = -errno;
 		close(fddir);
 		return r;
 	}
-	while (!found && (de = readdir(dp))) {
+	while (r == 0 && (de = readdir(dp))) {
+		char link[64];
+		unsigned long ino;
 		ssize_t n;
+
 		if (de->d_name[0] == '.')
 			continue;
 		n = readlinkat(dirfd(dp), de->d_name, link, sizeof(link) - 1);
 		if (n <= 0)
 			continue;
 		link[n] = '\0';
-		found = strcmp(link, want) == 0;
+		if (sscanf(link, "socket:[%lu]", &ino) == 1 && ino <= UINT32_MAX)
+			r = fn(ctx, (uint32_t)ino);
 	}
 	closedir(dp);
-	return found;
+	return r;
+}
+
+static int is_wanted(void *ctx, uint32_t sock_ino)
+{
+	return *(const uint32_t *)ctx == sock_ino;
+}
+
+/* 1 if directory FDDIR (a /proc/PID/fd, consumed) holds an fd on socket SOCK_INO. */
+static int fd_dir_holds(int fddir, uint32_t sock_ino)
+{
+	return each_socket(fddir, is_wanted, &sock_ino);
 }
 
 static int open_proc_pid(pid_t pid)
@@ -112,44 +127,34 @@ int owner_find_holder(uint32_t sock_ino, pid_t *ret_pid)
 	return r;
 }
 
+struct holders_add_ctx {
+	struct holders *h;
+	pid_t pid;
+};
+
+static int holders_add_one(void *ctx, uint32_t sock_ino)
+{
+	struct holders_add_ctx *c = ctx;
+	struct holders *h = c->h;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? 2 * h->cap : 256;
+		struct holder *v = realloc(h->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		h->v = v;
+		h->cap = cap;
+	}
+	h->v[h->n++] = (struct holder){sock_ino, c->pid};
+	return 0;
+}
+
 /* Add the sockets held in FDDIR (a /proc/PID/fd, consumed) by PID to H. */
 static int holders_add(struct holders *h, int fddir, pid_t pid)
 {
-	struct dirent *de;
-	DIR *dp = fdopendir(fddir);
+	struct holders_add_ctx c = {h, pid};
 
-	if (!dp) {
-		int r = -errno;
-		close(fddir);
-		return r;
-	}
-	while ((de = readdir(dp))) {
-		char link[64];
-		unsigned long ino;
-		ssize_t n;
-
-		if (de->d_name[0] == '.')
-			continue;
-		n = readlinkat(dirfd(dp), de->d_name, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		if (sscanf(link, "socket:[%lu]", &ino) != 1 || ino > UINT32_MAX)
-			continue;
-		if (h->n == h->cap) {
-			size_t cap = h->cap ? 2 * h->cap : 256;
-			struct holder *v = realloc(h->v, cap * sizeof(*v));
-			if (!v) {
-				closedir(dp);
-				return -ENOMEM;
-			}
-			h->v = v;
-			h->cap = cap;
-		}
-		h->v[h->n++] = (struct holder){(uint32_t)ino, pid};
-	}
-	closedir(dp);
-	return 0;
+	return each_socket(fddir, holders_add_one, &c);
 }
 
 static int holder_cmp(const void *a, const void *b)
