@@ -21,6 +21,7 @@
  * Only one client exists at a time, so the bus is idle when a sample starts.
  */
 #include "dbus.h"
+#include "util.h"
 
 #include <dbus/dbus.h>
 #include <errno.h>
@@ -33,10 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BD_PREFIX           "org.svcfs.bench"
@@ -61,93 +59,9 @@ static struct {
 	struct bd_shared *shm;
 } bd = {.ctl = -1};
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static bool stopped(void)
 {
 	return bd.stop && *bd.stop;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !stopped())
-		;
-}
-
-static int write_byte(int fd, char c)
-{
-	ssize_t n;
-
-	do
-		n = write(fd, &c, 1);
-	while (n < 0 && errno == EINTR);
-	return n == 1 ? 0 : -1;
-}
-
-static int read_byte(int fd, char *c)
-{
-	ssize_t n;
-
-	do
-		n = read(fd, c, 1);
-	while (n < 0 && errno == EINTR);
-	return (int)n;
-}
-
-/* In a forked child: own process group, die with the bench, default signals. */
-static void child_reset(pid_t parent)
-{
-	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGALRM, SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
-}
-
-/* KEEP becomes fd 3, inherited across exec; every other fd above 2 goes. */
-static void child_fds(int keep)
-{
-	if (keep == 3)
-		fcntl(3, F_SETFD, 0);
-	else if (dup2(keep, 3) < 0)
-		_exit(1);
-	close_range(4, ~0u, 0);
-}
-
-/* Reap PID, SIGKILLing it if it has not exited within MS. */
-static void reap(pid_t *pid, unsigned ms)
-{
-	int64_t end = now_ns() + (int64_t)ms * 1000000;
-	int status;
-
-	if (*pid <= 0)
-		return;
-	for (;;) {
-		pid_t r = waitpid(*pid, &status, WNOHANG);
-
-		if (r == *pid || (r < 0 && errno != EINTR))
-			break;
-		if (now_ns() >= end) {
-			kill(*pid, SIGKILL);
-			while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
-				;
-			break;
-		}
-		sleep_ms(1);
-	}
-	*pid = 0;
 }
 
 static void client_done(bool kill_it)
@@ -157,7 +71,7 @@ static void client_done(bool kill_it)
 	bd.ctl = -1;
 	if (bd.client > 0 && kill_it)
 		kill(bd.client, SIGKILL);
-	reap(&bd.client, BD_TERM_TIMEOUT_MS);
+	bench_reap(&bd.client, BD_TERM_TIMEOUT_MS);
 }
 
 /* ---- the daemon ---- */
@@ -165,7 +79,7 @@ static void client_done(bool kill_it)
 static int spawn_daemon(const char *dir, char *err, size_t errlen)
 {
 	char listen_opt[600], log[512], line[sizeof(bd.address)];
-	int64_t end = now_ns() + (int64_t)BD_START_TIMEOUT_MS * 1000000;
+	int64_t end = bench_now_ns() + (int64_t)BD_START_TIMEOUT_MS * 1000000;
 	pid_t parent = getpid();
 	size_t got = 0;
 	int p[2];
@@ -189,18 +103,9 @@ static int spawn_daemon(const char *dir, char *err, size_t errlen)
 		return -1;
 	}
 	if (bd.daemon == 0) {
-		int fd;
-
-		child_reset(parent);
-		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (fd >= 0)
-			dup2(fd, STDIN_FILENO);
-		child_fds(p[1]);
+		bench_child_reset(parent, SIGKILL);
+		bench_child_stdio(log);
+		bench_child_fds(p[1]);
 		execlp("dbus-daemon", "dbus-daemon", "--session", "--nofork", "--nopidfile",
 		       listen_opt, "--print-address=3", (char *)NULL);
 		dprintf(STDERR_FILENO, "exec dbus-daemon: %s\n", strerror(errno));
@@ -210,7 +115,7 @@ static int spawn_daemon(const char *dir, char *err, size_t errlen)
 	/* The address, one line, once the daemon listens. */
 	while (got < sizeof(line) - 1 && !memchr(line, '\n', got)) {
 		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-		int64_t left = end - now_ns();
+		int64_t left = end - bench_now_ns();
 		ssize_t n;
 
 		if (stopped() || left <= 0)
@@ -288,14 +193,14 @@ static void drain(void)
 static int wait_owner(const char *name, bool lost, unsigned timeout_ms, int64_t *t1, char *err,
                       size_t errlen)
 {
-	int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
+	int64_t end = bench_now_ns() + (int64_t)timeout_ms * 1000000;
 
 	for (;;) {
 		DBusMessage *m;
 		int64_t left;
 
 		while ((m = dbus_connection_pop_message(bd.watch))) {
-			int64_t t = now_ns();
+			int64_t t = bench_now_ns();
 			int r = classify(m, name, lost);
 
 			dbus_message_unref(m);
@@ -307,7 +212,7 @@ static int wait_owner(const char *name, bool lost, unsigned timeout_ms, int64_t 
 		}
 		if (stopped())
 			return -1;
-		left = end - now_ns();
+		left = end - bench_now_ns();
 		if (left <= 0) {
 			snprintf(err, errlen, "no NameOwnerChanged (%s) for %s within %u ms",
 			         lost ? "owner lost" : "new owner", name, timeout_ms);
@@ -362,12 +267,12 @@ static _Noreturn void client_main(const char *name)
 		dprintf(3, "e%s", dbus_error_is_set(&e) ? e.message : "cannot connect");
 		_exit(1);
 	}
-	if (write_byte(3, 'r') < 0 || read_byte(3, &c) != 1 || c != 'b')
+	if (bench_write_all(3, "r", 1) < 0 || bench_read_byte(3, &c) != 1 || c != 'b')
 		_exit(0);
-	atomic_store(&bd.shm->t0, now_ns());
+	atomic_store(&bd.shm->t0, bench_now_ns());
 	r = dbus_bus_request_name(conn, name, DBUS_NAME_FLAG_DO_NOT_QUEUE, &e);
 	atomic_store(&bd.shm->reply, r);
-	read_byte(3, &c); /* anything, or EOF: done */
+	bench_read_byte(3, &c); /* anything, or EOF: done */
 	dbus_connection_close(conn);
 	dbus_connection_unref(conn);
 	_exit(0);
@@ -397,15 +302,15 @@ static int spawn_client(const char *name, unsigned timeout_ms, char *err, size_t
 		return -1;
 	}
 	if (bd.client == 0) {
-		child_reset(parent);
-		child_fds(sv[1]);
+		bench_child_reset(parent, SIGKILL);
+		bench_child_fds(sv[1]);
 		client_main(name);
 	}
 	close(sv[1]);
 	bd.ctl = sv[0];
 	pfd = (struct pollfd){.fd = bd.ctl, .events = POLLIN};
-	for (int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;;) {
-		int64_t left = end - now_ns();
+	for (int64_t end = bench_now_ns() + (int64_t)timeout_ms * 1000000;;) {
+		int64_t left = end - bench_now_ns();
 
 		if (stopped()) {
 			err[0] = '\0';
@@ -467,9 +372,9 @@ int bench_dbus_sample(enum bench_dbus_kind kind, unsigned index, unsigned pause_
 		return -1;
 	}
 	if (kind == BENCH_DBUS_APPEAR)
-		sleep_ms(pause_ms);
+		bench_sleep_ms(pause_ms);
 	drain();
-	if (write_byte(bd.ctl, 'b') < 0) {
+	if (bench_write_all(bd.ctl, "b", 1) < 0) {
 		snprintf(err, errlen, "client for %s: %s", name, strerror(errno));
 		client_done(true);
 		return -1;
@@ -491,9 +396,9 @@ int bench_dbus_sample(enum bench_dbus_kind kind, unsigned index, unsigned pause_
 		r = wait_owner(name, true, timeout_ms, NULL, err, errlen);
 		return r < 0 ? -1 : 0;
 	}
-	sleep_ms(pause_ms);
+	bench_sleep_ms(pause_ms);
 	drain();
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	kill(bd.client, SIGKILL);
 	r = wait_owner(name, true, timeout_ms, &t1, err, errlen);
 	client_done(true);
@@ -536,7 +441,7 @@ void bench_dbus_stop(void)
 	}
 	if (bd.daemon > 0) {
 		kill(bd.daemon, SIGTERM);
-		reap(&bd.daemon, BD_TERM_TIMEOUT_MS);
+		bench_reap(&bd.daemon, BD_TERM_TIMEOUT_MS);
 	}
 	bd.address[0] = '\0';
 }

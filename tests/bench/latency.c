@@ -67,7 +67,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <linux/magic.h>
@@ -79,12 +78,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -96,6 +92,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
 #ifdef SVCFS_BENCH_DBUS
 #include "dbus.h"
 #endif
@@ -197,52 +194,18 @@ static struct {
 	int batch_ctl[POLL_BATCH]; /* their control pipes, valid while batch[i] > 0 */
 } st = {.ctl = -1, .ifd = -1};
 
+const char bench_prog[] = "svcfs-bench-latency";
+
 static struct shared *shm; /* POLL_BATCH slots; shm[0] for the single child */
-static volatile sig_atomic_t got_stop, got_alarm;
+static volatile sig_atomic_t got_alarm;
 static bool verbose;
 
 /* ---- small helpers ---- */
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !got_stop)
-		;
-}
-
-static void on_stop(int sig)
-{
-	got_stop = sig;
-}
 
 static void on_alarm(int sig)
 {
 	(void)sig;
 	got_alarm = 1;
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_stop; /* no SA_RESTART: a blocking read returns EINTR */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = on_alarm;
-	sigaction(SIGALRM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 }
 
 /* Interrupt blocking calls after MS, then every 100 ms (a signal that lands
@@ -267,77 +230,6 @@ static void watchdog_disarm(void)
 	got_alarm = 0;
 }
 
-/* In a forked child: own process group (a terminal's ^C goes to the bench
- * only, which cleans up in order), die with the bench, default signals. */
-static void child_reset(pid_t parent, int deathsig)
-{
-	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, deathsig);
-	if (getppid() != parent)
-		_exit(1);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGALRM, SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
-}
-
-/* Keep only fds 0-2 and KEEP, which becomes fd 3. */
-static void child_fds(int keep)
-{
-	if (keep != 3 && dup2(keep, 3) < 0)
-		_exit(1);
-	close_range(4, ~0u, 0);
-}
-
-static int write_byte(int fd, char c)
-{
-	ssize_t n;
-
-	do
-		n = write(fd, &c, 1);
-	while (n < 0 && errno == EINTR);
-	return n == 1 ? 0 : -1;
-}
-
-static int read_byte(int fd, char *c)
-{
-	ssize_t n;
-
-	do
-		n = read(fd, c, 1);
-	while (n < 0 && errno == EINTR);
-	return (int)n;
-}
-
-/* waitpid with a deadline; true when PID has been reaped (status in *status). */
-static bool wait_pid_for(pid_t pid, unsigned ms, int *status)
-{
-	int64_t end = now_ns() + (int64_t)ms * 1000000;
-
-	for (;;) {
-		pid_t r = waitpid(pid, status, WNOHANG);
-		if (r == pid || (r < 0 && errno == ECHILD))
-			return true;
-		if (now_ns() >= end)
-			return false;
-		struct timespec ts = {0, 2000000};
-		nanosleep(&ts, NULL);
-	}
-}
-
-static void kill_and_reap(pid_t *pid)
-{
-	int status;
-
-	if (*pid <= 0)
-		return;
-	kill(*pid, SIGKILL);
-	while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
-		;
-	*pid = 0;
-}
-
 static void describe_status(int status, char *buf, size_t len)
 {
 	if (WIFEXITED(status))
@@ -349,61 +241,7 @@ static void describe_status(int status, char *buf, size_t len)
 		snprintf(buf, len, "wait status 0x%x", status);
 }
 
-/* ---- mount table ---- */
-
-static void unescape(char *s)
-{
-	char *o = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 4;
-		} else {
-			*o++ = *s++;
-		}
-	}
-	*o = '\0';
-}
-
-/* Is PATH a mount point of type fuse.svcfs? Reads /proc, never touches PATH. */
-static bool svcfs_mounted(const char *path)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL;
-	size_t cap = 0;
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && getline(&line, &cap, f) > 0) {
-		char mp[PATH_MAX], type[64];
-		const char *sep = strstr(line, " - ");
-
-		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
-		    sscanf(sep + 3, "%63s", type) != 1)
-			continue;
-		unescape(mp);
-		found = strcmp(mp, path) == 0 && strcmp(type, "fuse.svcfs") == 0;
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
-/* ---- temporary directory ---- */
-
-static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
+/* ---- cleanup ---- */
 
 static void print_log_tail(void)
 {
@@ -439,7 +277,7 @@ static void print_log_tail(void)
 /* Undo everything the current figure set up. Safe to call twice. */
 static void cleanup(struct figure *f, bool show_log)
 {
-	int status;
+	struct bench_svcfs_exit ex;
 
 	watchdog_disarm();
 	if (st.ifd >= 0)
@@ -448,60 +286,31 @@ static void cleanup(struct figure *f, bool show_log)
 	if (st.ctl >= 0)
 		close(st.ctl);
 	st.ctl = -1;
-	kill_and_reap(&st.child);
+	bench_kill_and_reap(&st.child);
 	for (unsigned i = 0; i < POLL_BATCH; i++) {
 		if (st.batch[i] > 0)
 			close(st.batch_ctl[i]);
-		kill_and_reap(&st.batch[i]);
+		bench_kill_and_reap(&st.batch[i]);
 	}
 #ifdef SVCFS_BENCH_DBUS
 	bench_dbus_stop();
 #endif
-	if (st.daemon > 0) {
-		int64_t t = now_ns();
-		bool fallback = false;
-
-		kill(st.daemon, SIGTERM);
-		if (!wait_pid_for(st.daemon, TERM_TIMEOUT_MS, &status)) {
-			fprintf(stderr,
-			        "svcfs-bench-latency: svcfs (pid %d) did not exit within %u ms of "
-			        "SIGTERM; umount2(MNT_DETACH)\n",
-			        (int)st.daemon, TERM_TIMEOUT_MS);
-			umount2(st.mnt, MNT_DETACH);
-			fallback = true;
-			if (!wait_pid_for(st.daemon, 2000, &status)) {
-				fprintf(stderr,
-				        "svcfs-bench-latency: svcfs still running; SIGKILL\n");
-				kill(st.daemon, SIGKILL);
-				while (waitpid(st.daemon, &status, 0) < 0 && errno == EINTR)
-					;
-			}
-			show_log = true;
-		}
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			show_log = true;
-		if (f) {
-			f->daemon_exited = true;
-			f->daemon_status = status;
-			f->shutdown_ms = (double)(now_ns() - t) / 1e6;
-			f->umount_fallback = fallback;
-		}
-		st.daemon = 0;
+	bench_svcfs_stop(&st.daemon, st.mnt, TERM_TIMEOUT_MS, &ex);
+	if (ex.reaped && (ex.forced || !WIFEXITED(ex.status) || WEXITSTATUS(ex.status) != 0))
+		show_log = true;
+	if (f && ex.reaped) {
+		f->daemon_exited = true;
+		f->daemon_status = ex.status;
+		f->shutdown_ms = ex.ms;
+		f->umount_fallback = ex.forced;
 	}
-	if (st.mnt[0] && svcfs_mounted(st.mnt)) {
-		fprintf(stderr,
-		        "svcfs-bench-latency: %s still mounted after svcfs exited; "
-		        "umount2(MNT_DETACH)\n",
-		        st.mnt);
-		umount2(st.mnt, MNT_DETACH);
-		if (f)
-			f->umount_fallback = true;
-	}
-	kill_and_reap(&st.helper);
+	if (f && ex.detached)
+		f->umount_fallback = true;
+	bench_kill_and_reap(&st.helper);
 	if (show_log)
 		print_log_tail();
 	if (st.top[0])
-		nftw(st.top, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		bench_rm_tree(st.top);
 	st.top[0] = st.backing[0] = st.mnt[0] = st.log[0] = '\0';
 }
 
@@ -521,7 +330,7 @@ static void service_main(const char *path, struct shared *sh)
 	char c;
 	int s;
 
-	if (read_byte(3, &c) != 1 || c != 'b')
+	if (bench_read_byte(3, &c) != 1 || c != 'b')
 		_exit(0);
 	memset(&a, 0, sizeof(a));
 	a.sun_family = AF_UNIX;
@@ -531,12 +340,12 @@ static void service_main(const char *path, struct shared *sh)
 		atomic_store(&sh->err, errno);
 		_exit(1);
 	}
-	atomic_store(&sh->t0, now_ns());
+	atomic_store(&sh->t0, bench_now_ns());
 	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 16) < 0) {
 		atomic_store(&sh->err, errno);
 		_exit(1);
 	}
-	read_byte(3, &c);
+	bench_read_byte(3, &c);
 	unlink(path);
 	close(s);
 	_exit(0);
@@ -562,8 +371,8 @@ static int spawn_service_slot(const char *path, struct shared *sh, pid_t *ret_pi
 		return -1;
 	}
 	if (pid == 0) {
-		child_reset(parent, SIGKILL);
-		child_fds(p[0]);
+		bench_child_reset(parent, SIGKILL);
+		bench_child_fds(p[0]);
 		service_main(path, sh);
 	}
 	close(p[0]);
@@ -580,45 +389,12 @@ static int spawn_service(const char *path)
 /* Ask the current child to remove its socket and exit; reap it. */
 static void finish_service(void)
 {
-	int status;
-
 	if (st.ctl >= 0) {
-		write_byte(st.ctl, 'q');
+		bench_write_all(st.ctl, "q", 1);
 		close(st.ctl);
 		st.ctl = -1;
 	}
-	if (st.child > 0 && !wait_pid_for(st.child, 2000, &status))
-		kill_and_reap(&st.child);
-	st.child = 0;
-}
-
-/* The helper's life after binding: accept and close every connection (svcfs
- * connects once to each service to learn its owner), as a real server would,
- * so that no queued connection lingers and grows the kernel's socket table
- * that every sock_diag dump walks. */
-static _Noreturn void helper_serve(const int *fds, unsigned n)
-{
-	struct epoll_event ev, evs[64];
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-
-	if (ep < 0)
-		for (;;)
-			pause(); /* keep the sockets; connections stay queued */
-	for (unsigned i = 0; i < n; i++) {
-		ev.events = EPOLLIN;
-		ev.data.fd = fds[i];
-		epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
-	}
-	for (;;) {
-		int k = epoll_wait(ep, evs, 64, -1);
-
-		for (int i = 0; i < k; i++) {
-			int c;
-
-			while ((c = accept4(evs[i].data.fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
-				close(c);
-		}
-	}
+	bench_reap(&st.child, 2000);
 }
 
 /* One process binding N listening sockets BACKING/bgNNNNN.sock. */
@@ -626,7 +402,7 @@ static int spawn_helper(unsigned n)
 {
 	pid_t parent = getpid(), pid;
 	char msg[512];
-	size_t got = 0;
+	size_t got;
 	int p[2];
 
 	if (pipe2(p, O_CLOEXEC) < 0) {
@@ -641,26 +417,20 @@ static int spawn_helper(unsigned n)
 		return -1;
 	}
 	if (pid == 0) {
-		struct rlimit rl;
 		rlim_t need = (rlim_t)n + 64;
 		int *fds;
 
-		child_reset(parent, SIGKILL);
-		child_fds(p[1]);
+		bench_child_reset(parent, SIGKILL);
+		bench_child_fds(p[1]);
 		fds = calloc(n ? n : 1, sizeof(*fds));
 		if (!fds) {
 			dprintf(3, "out of memory");
 			_exit(1);
 		}
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
-			rl.rlim_cur = need;
-			if (rl.rlim_max < need)
-				rl.rlim_max = need;
-			if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-				dprintf(3, "setrlimit(RLIMIT_NOFILE, %llu): %s",
-				        (unsigned long long)need, strerror(errno));
-				_exit(1);
-			}
+		if (bench_raise_nofile(need) < 0) {
+			dprintf(3, "setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)need,
+			        strerror(errno));
+			_exit(1);
 		}
 		for (unsigned i = 0; i < n; i++) {
 			struct sockaddr_un a;
@@ -684,24 +454,14 @@ static int spawn_helper(unsigned n)
 		}
 		dprintf(3, "ok");
 		close(3);
-		helper_serve(fds, n);
+		bench_serve(fds, n);
 	}
 	close(p[1]);
 	st.helper = pid;
-	watchdog_arm(60000);
-	while (got < sizeof(msg) - 1) {
-		ssize_t r = read(p[0], msg + got, sizeof(msg) - 1 - got);
-		if (r < 0 && errno == EINTR && !got_stop && !got_alarm)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	watchdog_disarm();
+	got = bench_read_msg(p[0], msg, sizeof(msg), 60000);
 	close(p[0]);
-	msg[got] = '\0';
 	if (strcmp(msg, "ok") != 0) {
-		if (!got_stop)
+		if (!bench_got_stop)
 			fprintf(stderr, "svcfs-bench-latency: binding %u background services: %s\n",
 			        n, got ? msg : "no answer from the helper within 60 s");
 		return -1;
@@ -711,72 +471,29 @@ static int spawn_helper(unsigned n)
 
 static int start_daemon(const struct config *c)
 {
-	pid_t parent = getpid(), pid;
-	const char *argv[8];
-	int i = 0;
-
-	argv[i++] = c->svcfs;
-	argv[i++] = "-f";
-	if (c->svcfs_opts) {
-		argv[i++] = "-o";
-		argv[i++] = c->svcfs_opts;
-	}
-	argv[i++] = st.backing;
-	argv[i++] = st.mnt;
-	argv[i] = NULL;
-	pid = fork();
-	if (pid < 0) {
-		perror("svcfs-bench-latency: fork");
-		return -1;
-	}
-	if (pid == 0) {
-		int fd;
-
-		/* SIGTERM if the bench dies: svcfs unmounts cleanly */
-		child_reset(parent, SIGTERM);
-		fd = open(st.log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (fd >= 0)
-			dup2(fd, STDIN_FILENO);
-		close_range(3, ~0u, 0);
-		execv(c->svcfs, (char *const *)argv);
-		dprintf(STDERR_FILENO, "exec %s: %s\n", c->svcfs, strerror(errno));
-		_exit(127);
-	}
-	st.daemon = pid;
-	return 0;
+	return bench_svcfs_start(c->svcfs, c->svcfs_opts, false, st.backing, st.mnt, st.log,
+	                         &st.daemon);
 }
 
 static int wait_mounted(void)
 {
-	int64_t end = now_ns() + (int64_t)MOUNT_TIMEOUT_MS * 1000000;
+	char why[128];
 	int status;
 
-	while (!got_stop) {
-		if (waitpid(st.daemon, &status, WNOHANG) == st.daemon) {
-			char why[128];
-
-			describe_status(status, why, sizeof(why));
-			fprintf(stderr, "svcfs-bench-latency: svcfs exited before mounting (%s)\n",
-			        why);
-			st.daemon = 0;
-			return -1;
-		}
-		if (svcfs_mounted(st.mnt))
-			return 0;
-		if (now_ns() > end) {
-			fprintf(stderr,
-			        "svcfs-bench-latency: %s not mounted %u ms after svcfs started\n",
-			        st.mnt, MOUNT_TIMEOUT_MS);
-			return -1;
-		}
-		sleep_ms(1);
+	switch (bench_svcfs_wait_mounted(&st.daemon, st.mnt, MOUNT_TIMEOUT_MS, &status)) {
+	case 0:
+		return 0;
+	case 1:
+		describe_status(status, why, sizeof(why));
+		fprintf(stderr, "svcfs-bench-latency: svcfs exited before mounting (%s)\n", why);
+		return -1;
+	case 2:
+		fprintf(stderr, "svcfs-bench-latency: %s not mounted %u ms after svcfs started\n",
+		        st.mnt, MOUNT_TIMEOUT_MS);
+		return -1;
+	default:
+		return -1;
 	}
-	return -1;
 }
 
 /* Entries of the mount's root named bg*. */
@@ -797,11 +514,11 @@ static long count_background(void)
 
 static int wait_background_visible(unsigned n)
 {
-	int64_t end = now_ns() + (int64_t)VISIBLE_TIMEOUT_MS * 1000000;
+	int64_t end = bench_now_ns() + (int64_t)VISIBLE_TIMEOUT_MS * 1000000;
 	long seen = 0;
 	int status;
 
-	while (!got_stop) {
+	while (!bench_got_stop) {
 		seen = count_background();
 		if (seen >= (long)n)
 			return 0;
@@ -816,14 +533,14 @@ static int wait_background_visible(unsigned n)
 			st.daemon = 0;
 			return -1;
 		}
-		if (now_ns() > end) {
+		if (bench_now_ns() > end) {
 			fprintf(stderr,
 			        "svcfs-bench-latency: only %ld of %u background services visible "
 			        "in %s after %u ms\n",
 			        seen, n, st.mnt, VISIBLE_TIMEOUT_MS);
 			return -1;
 		}
-		sleep_ms(50);
+		bench_sleep_ms(50);
 	}
 	return -1;
 }
@@ -890,10 +607,10 @@ static int wait_event(const char *name, uint32_t want, unsigned timeout_ms, int6
 	watchdog_arm(timeout_ms);
 	for (;;) {
 		ssize_t n = read(st.ifd, buf, sizeof(buf));
-		int64_t t = now_ns();
+		int64_t t = bench_now_ns();
 
 		if (n < 0 && errno == EINTR) {
-			if (got_stop) {
+			if (bench_got_stop) {
 				ret = -1;
 				break;
 			}
@@ -989,13 +706,13 @@ static int setup(const struct config *c, struct figure *f, bool mount)
 			return -1;
 		}
 		f->mounted = true;
-		t = now_ns();
+		t = bench_now_ns();
 		if (start_daemon(c) < 0 || wait_mounted() < 0)
 			return -1;
-		f->mount_ms = (double)(now_ns() - t) / 1e6;
+		f->mount_ms = bench_ms_since(t);
 		if (f->services && wait_background_visible(f->services) < 0)
 			return -1;
-		f->bg_visible_ms = (double)(now_ns() - t) / 1e6;
+		f->bg_visible_ms = bench_ms_since(t);
 	}
 	watched = mount ? st.mnt : st.backing;
 	st.ifd = inotify_init1(IN_CLOEXEC);
@@ -1051,7 +768,7 @@ static int run_appear(const struct config *c, struct figure *f, bool mount)
 {
 	unsigned consecutive = 0;
 
-	for (unsigned i = 0; i < c->samples && !got_stop; i++) {
+	for (unsigned i = 0; i < c->samples && !bench_got_stop; i++) {
 		char name[32], event_name[40], path[PATH_MAX], view[PATH_MAX];
 		uint32_t want = mount ? IN_CREATE | IN_ISDIR : IN_CREATE;
 		int64_t t1 = 0;
@@ -1063,9 +780,9 @@ static int run_appear(const struct config *c, struct figure *f, bool mount)
 		service_path(path, sizeof(path), name);
 		if (spawn_service(path) < 0)
 			return -1;
-		sleep_ms(c->pause_ms);
+		bench_sleep_ms(c->pause_ms);
 		drain_events(f, "before a bind");
-		if (write_byte(st.ctl, 'b') < 0)
+		if (bench_write_all(st.ctl, "b", 1) < 0)
 			return -1;
 		r = wait_event(event_name, want, c->timeout_ms, &t1, f);
 		if (r < 0)
@@ -1108,7 +825,7 @@ static int run_appear(const struct config *c, struct figure *f, bool mount)
 			        f->key, name, c->timeout_ms);
 		}
 	}
-	return got_stop ? -1 : 0;
+	return bench_got_stop ? -1 : 0;
 }
 
 /* VIEW/pid must name PID (svcfs knows the owner, so it can watch it). */
@@ -1139,7 +856,7 @@ static int run_crash(const struct config *c, struct figure *f)
 {
 	unsigned consecutive = 0;
 
-	for (unsigned i = 0; i < c->samples && !got_stop; i++) {
+	for (unsigned i = 0; i < c->samples && !bench_got_stop; i++) {
 		char name[32], path[PATH_MAX], view[PATH_MAX];
 		int64_t t0, t1 = 0;
 		struct stat sb;
@@ -1151,7 +868,7 @@ static int run_crash(const struct config *c, struct figure *f)
 		if (spawn_service(path) < 0)
 			return -1;
 		drain_events(f, "before a bind");
-		if (write_byte(st.ctl, 'b') < 0)
+		if (bench_write_all(st.ctl, "b", 1) < 0)
 			return -1;
 		r = wait_event(name, IN_CREATE | IN_ISDIR, c->timeout_ms, NULL, f);
 		if (r < 0)
@@ -1163,7 +880,7 @@ static int run_crash(const struct config *c, struct figure *f)
 			        "svcfs-bench-latency: crash sample %s: the service never "
 			        "appeared (no IN_CREATE within %u ms)\n",
 			        name, c->timeout_ms);
-			kill_and_reap(&st.child);
+			bench_kill_and_reap(&st.child);
 			close(st.ctl);
 			st.ctl = -1;
 			unlink(path);
@@ -1177,9 +894,9 @@ static int run_crash(const struct config *c, struct figure *f)
 		}
 		if (check_owner(view, st.child) < 0)
 			f->owner_unknown++;
-		sleep_ms(c->pause_ms); /* the daemon settles */
+		bench_sleep_ms(c->pause_ms); /* the daemon settles */
 		drain_events(f, "before a kill");
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		kill(st.child, SIGKILL);
 		r = wait_event(name, IN_DELETE | IN_ISDIR, c->timeout_ms, &t1, f);
 		if (r < 0)
@@ -1211,7 +928,7 @@ static int run_crash(const struct config *c, struct figure *f)
 		 * service again for a moment (IN_CREATE, IN_DELETE) in about half the
 		 * samples, which would land in the next sample. */
 	}
-	return got_stop ? -1 : 0;
+	return bench_got_stop ? -1 : 0;
 }
 
 /* dbus-appear / dbus-crash: see dbus.c. */
@@ -1224,12 +941,12 @@ static int run_dbus(const struct config *c, struct figure *f)
 
 	if (make_top(c) < 0)
 		return -1;
-	if (bench_dbus_start(st.top, &got_stop, err, sizeof(err)) < 0) {
+	if (bench_dbus_start(st.top, &bench_got_stop, err, sizeof(err)) < 0) {
 		snprintf(f->note, sizeof(f->note), "D-Bus: %.480s", err);
 		fprintf(stderr, "svcfs-bench-latency: %s\n", f->note);
 		return -1;
 	}
-	for (unsigned i = 0; i < c->samples && !got_stop; i++) {
+	for (unsigned i = 0; i < c->samples && !bench_got_stop; i++) {
 		int64_t ns = 0;
 		int r =
 		    bench_dbus_sample(kind, i, c->pause_ms, c->timeout_ms, &ns, err, sizeof(err));
@@ -1259,7 +976,7 @@ static int run_dbus(const struct config *c, struct figure *f)
 			        (double)ns / 1e3);
 	}
 	f->stray = bench_dbus_unexpected();
-	return got_stop ? -1 : 0;
+	return bench_got_stop ? -1 : 0;
 #else
 	(void)c;
 	f->ran = false;
@@ -1289,7 +1006,7 @@ static void sleep_until(int64_t t)
 {
 	struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
 
-	if (t > now_ns())
+	if (t > bench_now_ns())
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL); /* EINTR: fine */
 }
 
@@ -1333,7 +1050,7 @@ static void poll_scan(struct poll_slot *slots, unsigned k, unsigned base, struct
 		if (len < 6 || strcmp(e->d_name + len - 5, ".sock") != 0)
 			continue;
 		alive = poll_connects(e->d_name);
-		t = now_ns();
+		t = bench_now_ns();
 		if (sscanf(e->d_name, "p%u%7s", &idx, tail) != 2 || strcmp(tail, ".sock") != 0 ||
 		    idx < base || idx - base >= k)
 			continue;
@@ -1357,7 +1074,7 @@ static void poll_batch_end(unsigned k, unsigned base)
 
 		if (st.batch[i] > 0)
 			close(st.batch_ctl[i]);
-		kill_and_reap(&st.batch[i]);
+		bench_kill_and_reap(&st.batch[i]);
 		snprintf(name, sizeof(name), "p%u", base + i);
 		service_path(path, sizeof(path), name);
 		unlink(path);
@@ -1373,9 +1090,9 @@ static int run_poll(const struct config *c, struct figure *fa, struct figure *fc
 
 	if (make_top(c) < 0)
 		return -1;
-	srand48((long)now_ns() ^ (long)getpid());
-	next_tick = now_ns() + period;
-	for (unsigned base = 0; base < c->poll_samples && !got_stop;) {
+	srand48((long)bench_now_ns() ^ (long)getpid());
+	next_tick = bench_now_ns() + period;
+	for (unsigned base = 0; base < c->poll_samples && !bench_got_stop;) {
 		unsigned k =
 		    c->poll_samples - base < POLL_BATCH ? c->poll_samples - base : POLL_BATCH;
 		int64_t start, deadline;
@@ -1390,13 +1107,13 @@ static int run_poll(const struct config *c, struct figure *fa, struct figure *fc
 			if (spawn_service_slot(path, &shm[i], &st.batch[i], &st.batch_ctl[i]) < 0)
 				return -1;
 		}
-		sleep_ms(c->pause_ms);
-		start = now_ns();
+		bench_sleep_ms(c->pause_ms);
+		start = bench_now_ns();
 		for (unsigned i = 0; i < k; i++)
 			slots[i].at = start + random_ns(period);
 		/* bind window, detection, kill window, detection, and the timeout */
 		deadline = start + 6 * period + (int64_t)c->timeout_ms * 1000000;
-		while (left && !got_stop) {
+		while (left && !bench_got_stop) {
 			int64_t next = next_tick, now;
 
 			for (unsigned i = 0; i < k; i++)
@@ -1406,29 +1123,29 @@ static int run_poll(const struct config *c, struct figure *fa, struct figure *fc
 			if (next > deadline)
 				next = deadline;
 			sleep_until(next);
-			now = now_ns();
+			now = bench_now_ns();
 			for (unsigned i = 0; i < k; i++) {
 				struct poll_slot *sl = &slots[i];
 
 				if (sl->state == P_BIND_AT && sl->at <= now) {
-					if (write_byte(st.batch_ctl[i], 'b') < 0)
+					if (bench_write_all(st.batch_ctl[i], "b", 1) < 0)
 						return -1;
 					sl->state = P_BOUND;
 				} else if (sl->state == P_KILL_AT && sl->at <= now) {
-					sl->t_kill = now_ns();
+					sl->t_kill = bench_now_ns();
 					kill(st.batch[i], SIGKILL);
 					sl->state = P_KILLED;
 				}
 			}
 			if (next_tick <= now) {
 				poll_scan(slots, k, base, fa, fc, period);
-				while (next_tick <= now_ns())
+				while (next_tick <= bench_now_ns())
 					next_tick += period;
 			}
 			left = 0;
 			for (unsigned i = 0; i < k; i++)
 				left += slots[i].state != P_DONE;
-			if (left && now_ns() >= deadline) {
+			if (left && bench_now_ns() >= deadline) {
 				for (unsigned i = 0; i < k; i++) {
 					int err = atomic_load(&shm[i].err);
 
@@ -1452,7 +1169,7 @@ static int run_poll(const struct config *c, struct figure *fa, struct figure *fc
 		poll_batch_end(k, base);
 		base += k;
 	}
-	return got_stop ? -1 : 0;
+	return bench_got_stop ? -1 : 0;
 }
 
 /* One round of F (and PAIR, measured with it): C's samples go to F's array,
@@ -1486,7 +1203,7 @@ static int run_figure(const struct config *c, struct figure *f, struct figure *p
 		r = 0;
 		break;
 	}
-	cleanup(f, (r < 0 && !got_stop) || verbose);
+	cleanup(f, (r < 0 && !bench_got_stop) || verbose);
 	return r;
 }
 
@@ -1568,45 +1285,6 @@ static const char *fs_name(const char *path, char *buf, size_t len)
 	}
 }
 
-/* First line of `svcfs --version`. */
-static void svcfs_version(const char *bin, char *buf, size_t len)
-{
-	pid_t parent = getpid(), pid;
-	size_t got = 0;
-	int p[2], status;
-
-	snprintf(buf, len, "?");
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return;
-	pid = fork();
-	if (pid == 0) {
-		child_reset(parent, SIGKILL);
-		dup2(p[1], STDOUT_FILENO);
-		dup2(p[1], STDERR_FILENO);
-		close_range(3, ~0u, 0);
-		execl(bin, bin, "--version", (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	if (pid > 0) {
-		while (got < len - 1) {
-			ssize_t r = read(p[0], buf + got, len - 1 - got);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0)
-				break;
-			got += (size_t)r;
-		}
-		buf[got] = '\0';
-		buf[strcspn(buf, "\n")] = '\0';
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		if (!got)
-			snprintf(buf, len, "?");
-	}
-	close(p[0]);
-}
-
 static void json_str(const char *s)
 {
 	putchar('"');
@@ -1656,30 +1334,6 @@ struct machine_load {
 	char loadavg_start[64], loadavg_end[64];
 	double busy_pct; /* every CPU, every process (the bench's own included) */
 };
-
-/* "model name" of the first CPU in /proc/cpuinfo. */
-static void cpu_model(char *buf, size_t len)
-{
-	FILE *f = fopen("/proc/cpuinfo", "re");
-	char *line = NULL;
-	size_t cap = 0;
-
-	snprintf(buf, len, "?");
-	if (!f)
-		return;
-	while (getline(&line, &cap, f) > 0) {
-		char *colon = strchr(line, ':');
-
-		if (strncmp(line, "model name", 10) != 0 || !colon)
-			continue;
-		colon += 1 + strspn(colon + 1, " \t");
-		colon[strcspn(colon, "\n")] = '\0';
-		snprintf(buf, len, "%s", colon);
-		break;
-	}
-	free(line);
-	fclose(f);
-}
 
 static bool is_appear(enum kind k)
 {
@@ -1950,8 +1604,8 @@ static void report(const struct config *c, struct figure *figs, size_t nfigs,
 	uname(&u);
 	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
 		nproc = CPU_COUNT(&cpus);
-	cpu_model(cpu, sizeof(cpu));
-	svcfs_version(c->svcfs, version, sizeof(version));
+	bench_proc_field("/proc/cpuinfo", "model name", cpu, sizeof(cpu));
+	bench_svcfs_version(c->svcfs, version, sizeof(version));
 #ifdef SVCFS_BENCH_DBUS
 	bench_dbus_versions(dbus_version, sizeof(dbus_version));
 #else
@@ -2050,22 +1704,6 @@ static void usage(FILE *out)
 	    SVCFS_BIN, MAX_SERVICE_COUNTS);
 }
 
-static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
-		fprintf(stderr, "svcfs-bench-latency: %s: '%s' is not a number from %u to %u\n",
-		        opt, s, min, max);
-		return -1;
-	}
-	*out = (unsigned)v;
-	return 0;
-}
-
 static int parse_services(const char *s, struct config *c)
 {
 	char buf[256], *save = NULL;
@@ -2076,7 +1714,8 @@ static int parse_services(const char *s, struct config *c)
 	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (c->nservices == MAX_SERVICE_COUNTS)
 			goto bad;
-		if (parse_uint("--services", tok, 0, 1000000, &c->services[c->nservices++]) < 0)
+		if (bench_parse_uint("--services", tok, 0, 1000000, &c->services[c->nservices++]) <
+		    0)
 			return -1;
 	}
 	if (c->nservices)
@@ -2202,86 +1841,46 @@ int main(int argc, char **argv)
 	    .timeout_ms = 5000,
 	    .dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
 	};
+	const struct bench_opt opts[] = {
+	    {.val = 'n', .name = "--samples", .min = 1, .max = 10000000, .num = &c.samples},
+	    {.val = 'P',
+	     .name = "--poll-samples",
+	     .min = 1,
+	     .max = 1000000,
+	     .num = &c.poll_samples},
+	    {.val = 'R', .name = "--rounds", .min = 1, .max = 1000, .num = &c.rounds},
+	    {.val = 'I',
+	     .name = "--poll-interval-ms",
+	     .min = 1,
+	     .max = 60000,
+	     .num = &c.poll_interval_ms},
+	    {.val = 'p', .name = "--pause-ms", .min = 0, .max = 60000, .num = &c.pause_ms},
+	    {.val = 't', .name = "--timeout-ms", .min = 1, .max = 3600000, .num = &c.timeout_ms},
+	    {.val = 'b', .str = &c.svcfs},
+	    {.val = 'o', .str = &c.svcfs_opts},
+	    {.val = 'd', .str = &c.dir},
+	    {.val = 'j', .flag = &c.json},
+	    {.val = 'N', .flag = &c.netns},
+	    {.val = 'v', .flag = &verbose},
+	    {.val = 0},
+	};
 	struct figure figs[MAX_FIGURES];
 	size_t nfigs;
 	struct machine_load ml;
 	unsigned long long busy0, total0, busy1, total1;
-	int opt, rc_exit = 0;
+	int opt, opt_exit, rc_exit = 0;
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'b':
-			c.svcfs = optarg;
-			break;
-		case 'n':
-			if (parse_uint("--samples", optarg, 1, 10000000, &c.samples) < 0)
-				return 2;
-			break;
-		case 's':
-			if (parse_services(optarg, &c) < 0)
-				return 2;
-			break;
-		case 'F':
-			if (parse_figures(optarg, &c.run) < 0)
-				return 2;
-			break;
-		case 'P':
-			if (parse_uint("--poll-samples", optarg, 1, 1000000, &c.poll_samples) < 0)
-				return 2;
-			break;
-		case 'R':
-			if (parse_uint("--rounds", optarg, 1, 1000, &c.rounds) < 0)
-				return 2;
-			break;
-		case 'I':
-			if (parse_uint("--poll-interval-ms", optarg, 1, 60000,
-			               &c.poll_interval_ms) < 0)
-				return 2;
-			break;
-		case 'j':
-			c.json = true;
-			break;
-		case 'o':
-			c.svcfs_opts = optarg;
-			break;
-		case 'p':
-			if (parse_uint("--pause-ms", optarg, 0, 60000, &c.pause_ms) < 0)
-				return 2;
-			break;
-		case 't':
-			if (parse_uint("--timeout-ms", optarg, 1, 3600000, &c.timeout_ms) < 0)
-				return 2;
-			break;
-		case 'd':
-			c.dir = optarg;
-			break;
-		case 'N':
-			c.netns = true;
-			break;
-		case 'v':
-			verbose = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
+	while ((opt = bench_next_option(argc, argv, longopts, opts, usage, &opt_exit)) > 0) {
+		if (opt == 's' && parse_services(optarg, &c) < 0)
 			return 2;
-		}
+		if (opt == 'F' && parse_figures(optarg, &c.run) < 0)
+			return 2;
 	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (opt < 0)
+		return opt_exit;
 	nfigs = plan_figures(&c, figs);
-	if (access(c.svcfs, X_OK) < 0) {
-		fprintf(stderr, "svcfs-bench-latency: svcfs %s: %s\n", c.svcfs, strerror(errno));
+	if (bench_check_svcfs(c.svcfs) < 0)
 		return 1;
-	}
-	if (access("/dev/fuse", R_OK | W_OK) < 0) {
-		fprintf(stderr, "svcfs-bench-latency: /dev/fuse: %s\n", strerror(errno));
-		return 1;
-	}
 	shm = mmap(NULL, POLL_BATCH * sizeof(*shm), PROT_READ | PROT_WRITE,
 	           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (shm == MAP_FAILED) {
@@ -2294,7 +1893,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	unix_sockets(&ml.unix_all, &ml.unix_listening);
-	install_signals();
+	bench_install_signals(on_alarm);
 	atexit(cleanup_at_exit);
 	loadavg(ml.loadavg_start, sizeof(ml.loadavg_start));
 	cpu_times(&busy0, &total0);
@@ -2310,12 +1909,12 @@ int main(int argc, char **argv)
 	}
 	/* Rounds: every figure in turn, a share of its samples each time, so
 	 * that a change in the machine's load weighs on all of them alike. */
-	for (unsigned round = 0; round < c.rounds && !got_stop; round++) {
+	for (unsigned round = 0; round < c.rounds && !bench_got_stop; round++) {
 		struct config rc = c;
 
 		rc.samples = c.samples / c.rounds + (round < c.samples % c.rounds);
 		rc.poll_samples = c.poll_samples / c.rounds + (round < c.poll_samples % c.rounds);
-		for (size_t i = 0; i < nfigs && !got_stop; i++) {
+		for (size_t i = 0; i < nfigs && !bench_got_stop; i++) {
 			struct figure *pair = figs[i].kind == K_POLL_APPEAR ? &figs[i + 1] : NULL;
 			unsigned want =
 			    figs[i].kind == K_POLL_APPEAR ? rc.poll_samples : rc.samples;
@@ -2325,7 +1924,7 @@ int main(int argc, char **argv)
 			if (run_figure(&rc, &figs[i], pair) < 0) {
 				rc_exit = 1;
 				figs[i].failed = true;
-				if (got_stop)
+				if (bench_got_stop)
 					break;
 				fprintf(stderr,
 				        "svcfs-bench-latency: figure %s incomplete (%u samples); "
@@ -2334,10 +1933,10 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	if (got_stop) {
+	if (bench_got_stop) {
 		cleanup(NULL, false);
 		fprintf(stderr, "svcfs-bench-latency: interrupted by signal %d; cleaned up\n",
-		        (int)got_stop);
+		        (int)bench_got_stop);
 		return 130;
 	}
 	loadavg(ml.loadavg_end, sizeof(ml.loadavg_end));

@@ -48,7 +48,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -58,9 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -68,8 +65,9 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "util.h"
 
 #ifndef SVCFS_BIN
 #error "SVCFS_BIN (path of the svcfs daemon) must be defined"
@@ -114,127 +112,11 @@ static struct {
 	pid_t workers[MAX_WORKERS];
 } st;
 
-static volatile sig_atomic_t got_stop;
+const char bench_prog[] = PROG;
+
 static char cmdline[1024];
 
 /* ---- small helpers ---- */
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static double ms_since(int64_t t0)
-{
-	return (double)(now_ns() - t0) / 1e6;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !got_stop)
-		;
-}
-
-static void on_stop(int sig)
-{
-	got_stop = sig;
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_stop;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-/* In a forked child: own process group (^C reaches the bench only, which
- * cleans up in order), die with the parent, default signals. */
-static void child_reset(pid_t parent, int deathsig)
-{
-	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, deathsig);
-	if (getppid() != parent)
-		_exit(1);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
-}
-
-static bool wait_pid_for(pid_t pid, unsigned ms, int *status)
-{
-	int64_t end = now_ns() + (int64_t)ms * 1000000;
-
-	for (;;) {
-		pid_t r = waitpid(pid, status, WNOHANG);
-		if (r == pid || (r < 0 && errno == ECHILD))
-			return true;
-		if (now_ns() >= end)
-			return false;
-		struct timespec ts = {0, 2000000};
-		nanosleep(&ts, NULL);
-	}
-}
-
-static void kill_and_reap(pid_t *pid)
-{
-	int status;
-
-	if (*pid <= 0)
-		return;
-	kill(*pid, SIGKILL);
-	while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
-		;
-	*pid = 0;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Read what a child says on a pipe until EOF, a deadline or a stop. */
-static size_t read_msg(int fd, char *buf, size_t len, unsigned timeout_ms)
-{
-	int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
-	size_t got = 0;
-
-	fcntl(fd, F_SETFL, O_NONBLOCK);
-	while (got < len - 1 && !got_stop && now_ns() < end) {
-		ssize_t r = read(fd, buf + got, len - 1 - got);
-		if (r > 0) {
-			got += (size_t)r;
-			continue;
-		}
-		if (r == 0)
-			break;
-		if (errno != EAGAIN && errno != EINTR)
-			break;
-		sleep_ms(2);
-	}
-	buf[got] = '\0';
-	return got;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -257,72 +139,12 @@ static void drop_caches(void)
 	fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (write_all(fd, "3\n", 2) < 0)
+	if (bench_write_all(fd, "3\n", 2) < 0)
 		fprintf(stderr, PROG ": drop_caches: %s\n", strerror(errno));
 	close(fd);
 }
 
-/* ---- mount table ---- */
-
-static void unescape(char *s)
-{
-	char *o = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 4;
-		} else {
-			*o++ = *s++;
-		}
-	}
-	*o = '\0';
-}
-
-/* Is PATH a mount point of TYPE? Reads /proc, never touches PATH. */
-static bool mounted_as(const char *path, const char *want)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL;
-	size_t cap = 0;
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && getline(&line, &cap, f) > 0) {
-		char mp[PATH_MAX], type[64];
-		const char *sep = strstr(line, " - ");
-
-		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
-		    sscanf(sep + 3, "%63s", type) != 1)
-			continue;
-		unescape(mp);
-		found = strcmp(mp, path) == 0 && strcmp(type, want) == 0;
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
 /* ---- cleanup ---- */
-
-static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-static void rm_tree(const char *path)
-{
-	/* FTW_MOUNT: never into a mount that is still there */
-	nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
 
 static void print_log_tail(void)
 {
@@ -340,30 +162,8 @@ static void print_log_tail(void)
 /* SIGTERM to the daemon, wait, fall back to umount2(MNT_DETACH) and SIGKILL. */
 static int stop_daemon(bool show_log)
 {
-	int status = 0, ret = 0;
+	int ret = bench_svcfs_stop(&st.daemon, st.mnt, TERM_TIMEOUT_MS, NULL);
 
-	if (st.daemon > 0) {
-		kill(st.daemon, SIGTERM);
-		if (!wait_pid_for(st.daemon, TERM_TIMEOUT_MS, &status)) {
-			fprintf(stderr,
-			        PROG ": svcfs (pid %d) did not exit within %u ms of SIGTERM; "
-			             "umount2(MNT_DETACH)\n",
-			        (int)st.daemon, TERM_TIMEOUT_MS);
-			umount2(st.mnt, MNT_DETACH);
-			if (!wait_pid_for(st.daemon, 2000, &status))
-				kill_and_reap(&st.daemon);
-			ret = -1;
-		}
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			ret = -1;
-		st.daemon = 0;
-	}
-	if (st.mnt[0] && mounted_as(st.mnt, "fuse.svcfs")) {
-		fprintf(stderr, PROG ": %s still mounted after svcfs exited; umount2(MNT_DETACH)\n",
-		        st.mnt);
-		umount2(st.mnt, MNT_DETACH);
-		ret = -1;
-	}
 	if (show_log || ret < 0)
 		print_log_tail();
 	return ret;
@@ -372,13 +172,13 @@ static int stop_daemon(bool show_log)
 static void kill_workers(void)
 {
 	for (unsigned i = 0; i < MAX_WORKERS; i++)
-		kill_and_reap(&st.workers[i]);
+		bench_kill_and_reap(&st.workers[i]);
 }
 
 static void kill_helpers(void)
 {
 	for (unsigned i = 0; i < MAX_HELPERS; i++)
-		kill_and_reap(&st.helpers[i]);
+		bench_kill_and_reap(&st.helpers[i]);
 }
 
 static void unmount_tmpfs(void)
@@ -393,6 +193,19 @@ static void unmount_tmpfs(void)
 	st.tmpfs[0] = '\0';
 }
 
+/* After a figure on BACKING and MNT: the daemon stopped (its log shown when
+ * the figure FAILED), the helpers killed, both directories removed (unless
+ * the bench is stopping: cleanup_all removes everything). */
+static void end_figure(const char *backing, const char *mnt, bool failed)
+{
+	stop_daemon(failed && !bench_got_stop);
+	kill_helpers();
+	if (!bench_got_stop) {
+		bench_rm_tree(backing);
+		rmdir(mnt);
+	}
+}
+
 static void cleanup_all(void)
 {
 	kill_workers();
@@ -400,52 +213,11 @@ static void cleanup_all(void)
 	kill_helpers();
 	unmount_tmpfs();
 	if (st.top[0])
-		rm_tree(st.top);
+		bench_rm_tree(st.top);
 	st.top[0] = '\0';
 }
 
 /* ---- processes ---- */
-
-/* The helper's life after binding: accept and close every connection (svcfs
- * connects once to each service to learn its owner), as a real server would. */
-static _Noreturn void helper_serve(const int *fds, unsigned n)
-{
-	struct epoll_event ev, evs[64];
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-
-	if (ep < 0)
-		for (;;)
-			pause();
-	for (unsigned i = 0; i < n; i++) {
-		ev.events = EPOLLIN;
-		ev.data.fd = fds[i];
-		epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
-	}
-	for (;;) {
-		int k = epoll_wait(ep, evs, 64, -1);
-
-		for (int i = 0; i < k; i++) {
-			int c;
-
-			while ((c = accept4(evs[i].data.fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
-				close(c);
-		}
-	}
-}
-
-static int raise_nofile(rlim_t need)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return -1;
-	if (rl.rlim_cur >= need)
-		return 0;
-	rl.rlim_cur = need;
-	if (rl.rlim_max < need)
-		rl.rlim_max = need; /* root may go up to fs.nr_open */
-	return setrlimit(RLIMIT_NOFILE, &rl);
-}
 
 static int fill_addr(struct sockaddr_un *a, const char *dir, char prefix, unsigned i)
 {
@@ -486,13 +258,13 @@ static int spawn_helper(const char *dir, char prefix, unsigned first, unsigned n
 		int *fds = calloc(n ? n : 1, sizeof(*fds));
 		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-		child_reset(parent, SIGKILL);
+		bench_child_reset(parent, SIGKILL);
 		close(p[0]);
 		if (!fds || dfd < 0) {
 			dprintf(p[1], "%s: %s", dir, fds ? strerror(errno) : "out of memory");
 			_exit(1);
 		}
-		if (raise_nofile((rlim_t)n + 64) < 0) {
+		if (bench_raise_nofile((rlim_t)n + 64) < 0) {
 			dprintf(p[1], "setrlimit(RLIMIT_NOFILE, %u): %s", n + 64, strerror(errno));
 			_exit(1);
 		}
@@ -507,7 +279,7 @@ static int spawn_helper(const char *dir, char prefix, unsigned first, unsigned n
 			               "\"tags\":[\"bench\",\"tree\"]}\n",
 			               i, 10000 + i % 50000);
 			fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-			if (fd < 0 || write_all(fd, json, (size_t)len) < 0) {
+			if (fd < 0 || bench_write_all(fd, json, (size_t)len) < 0) {
 				dprintf(p[1], "sidecar %s: %s", name, strerror(errno));
 				_exit(1);
 			}
@@ -528,14 +300,14 @@ static int spawn_helper(const char *dir, char prefix, unsigned first, unsigned n
 		close(dfd);
 		dprintf(p[1], "ok");
 		close(p[1]);
-		helper_serve(fds, n);
+		bench_serve(fds, n);
 	}
 	close(p[1]);
 	st.helpers[slot] = pid;
-	read_msg(p[0], msg, sizeof(msg), 600000);
+	bench_read_msg(p[0], msg, sizeof(msg), 600000);
 	close(p[0]);
 	if (strcmp(msg, "ok") != 0) {
-		if (!got_stop)
+		if (!bench_got_stop)
 			fprintf(stderr, PROG ": binding %u services: %s\n", n,
 			        msg[0] ? msg : "no answer from the helper");
 		return -1;
@@ -553,7 +325,7 @@ static int spawn_helpers(const char *dir, char prefix, unsigned n, double *ret_m
 {
 	struct rlimit rl;
 	unsigned per = 1000000, slot = 0;
-	int64_t t0 = now_ns();
+	int64_t t0 = bench_now_ns();
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
 	    rl.rlim_max < 1000064)
@@ -568,56 +340,17 @@ static int spawn_helpers(const char *dir, char prefix, unsigned n, double *ret_m
 			return -1;
 	}
 	if (ret_ms)
-		*ret_ms = ms_since(t0);
+		*ret_ms = bench_ms_since(t0);
 	if (ret_helpers)
 		*ret_helpers = slot;
 	return 0;
 }
 
-static int start_daemon(const struct config *c, const char *backing, const char *mnt, bool debug)
+/* The daemon exited with STATUS (reaped): say so, with its log. */
+static void report_exit(int status)
 {
-	pid_t parent = getpid(), pid;
-	const char *argv[10];
-	int i = 0;
-
-	snprintf(st.backing, sizeof(st.backing), "%s", backing);
-	snprintf(st.mnt, sizeof(st.mnt), "%s", mnt);
-	snprintf(st.log, sizeof(st.log), "%s/svcfs.log", st.top);
-	argv[i++] = c->svcfs;
-	argv[i++] = "-f";
-	if (debug)
-		argv[i++] = "-d";
-	if (c->svcfs_opts) {
-		argv[i++] = "-o";
-		argv[i++] = c->svcfs_opts;
-	}
-	argv[i++] = backing;
-	argv[i++] = mnt;
-	argv[i] = NULL;
-	pid = fork();
-	if (pid < 0) {
-		perror(PROG ": fork");
-		return -1;
-	}
-	if (pid == 0) {
-		int fd;
-
-		child_reset(parent, SIGTERM); /* svcfs unmounts cleanly if the bench dies */
-		fd = open(st.log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (fd >= 0)
-			dup2(fd, STDIN_FILENO);
-		close_range(3, ~0u, 0);
-		execv(c->svcfs, (char *const *)argv);
-		dprintf(STDERR_FILENO, "exec %s: %s\n", c->svcfs, strerror(errno));
-		_exit(127);
-	}
-	st.daemon = pid;
-	return 0;
+	fprintf(stderr, PROG ": svcfs exited (status 0x%x)\n", status);
+	print_log_tail();
 }
 
 static bool daemon_died(void)
@@ -625,9 +358,8 @@ static bool daemon_died(void)
 	int status;
 
 	if (st.daemon > 0 && waitpid(st.daemon, &status, WNOHANG) == st.daemon) {
-		fprintf(stderr, PROG ": svcfs exited (status 0x%x)\n", status);
 		st.daemon = 0;
-		print_log_tail();
+		report_exit(status);
 		return true;
 	}
 	return false;
@@ -652,36 +384,44 @@ static long status_services(const char *mnt)
 static int mount_svcfs(const struct config *c, const char *backing, const char *mnt, unsigned n,
                        double *ret_mount_ms, double *ret_visible_ms)
 {
-	int64_t t0 = now_ns(), end = t0 + (int64_t)c->visible_timeout_s * 1000000000;
+	int64_t t0 = bench_now_ns(), end;
 	long seen = -1;
+	int status;
 
-	if (start_daemon(c, backing, mnt, c->requests) < 0)
+	snprintf(st.backing, sizeof(st.backing), "%s", backing);
+	snprintf(st.mnt, sizeof(st.mnt), "%s", mnt);
+	snprintf(st.log, sizeof(st.log), "%s/svcfs.log", st.top);
+	if (bench_svcfs_start(c->svcfs, c->svcfs_opts, c->requests, backing, mnt, st.log,
+	                      &st.daemon) < 0)
 		return -1;
-	while (!mounted_as(mnt, "fuse.svcfs")) {
-		if (got_stop || daemon_died())
-			return -1;
-		if (now_ns() > end) {
-			fprintf(stderr, PROG ": %s not mounted %u s after svcfs started\n", mnt,
-			        c->visible_timeout_s);
-			return -1;
-		}
-		sleep_ms(1);
+	switch (bench_svcfs_wait_mounted(&st.daemon, mnt, c->visible_timeout_s * 1000, &status)) {
+	case 0:
+		break;
+	case 1:
+		report_exit(status);
+		return -1;
+	case 2:
+		fprintf(stderr, PROG ": %s not mounted %u s after svcfs started\n", mnt,
+		        c->visible_timeout_s);
+		return -1;
+	default:
+		return -1;
 	}
 	if (ret_mount_ms)
-		*ret_mount_ms = ms_since(t0);
+		*ret_mount_ms = bench_ms_since(t0);
 	end = t0 + (int64_t)c->visible_timeout_s * 1000000000;
 	while ((seen = status_services(mnt)) != (long)n) {
-		if (got_stop || daemon_died())
+		if (bench_got_stop || daemon_died())
 			return -1;
-		if (now_ns() > end) {
+		if (bench_now_ns() > end) {
 			fprintf(stderr, PROG ": svcfs shows %ld of %u services after %u s\n", seen,
 			        n, c->visible_timeout_s);
 			return -1;
 		}
-		sleep_ms(10);
+		bench_sleep_ms(10);
 	}
 	if (ret_visible_ms)
-		*ret_visible_ms = ms_since(t0);
+		*ret_visible_ms = bench_ms_since(t0);
 	return 0;
 }
 
@@ -810,7 +550,7 @@ static int for_each_service(const char *root, void (*cb)(int, const char *, stru
 			close(fd);
 		return -1;
 	}
-	while ((e = readdir(d)) && !got_stop) {
+	while ((e = readdir(d)) && !bench_got_stop) {
 		if (e->d_name[0] == '.')
 			continue;
 		res->entries++;
@@ -882,7 +622,7 @@ static int exec_ls(const char *root, struct walk_result *res)
 	if (pid == 0) {
 		int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 
-		child_reset(parent, SIGKILL);
+		bench_child_reset(parent, SIGKILL);
 		dup2(fd, STDOUT_FILENO);
 		close_range(3, ~0u, 0);
 		execlp("ls", "ls", "-l", root, (char *)NULL);
@@ -912,7 +652,7 @@ static const struct {
 static double walk_once(enum walk_kind k, const char *root, unsigned expect)
 {
 	struct walk_result res = {0};
-	int64_t t0 = now_ns();
+	int64_t t0 = bench_now_ns();
 	double ms;
 
 	switch (k) {
@@ -931,8 +671,8 @@ static double walk_once(enum walk_kind k, const char *root, unsigned expect)
 	default:
 		break;
 	}
-	ms = ms_since(t0);
-	if (got_stop)
+	ms = bench_ms_since(t0);
+	if (bench_got_stop)
 		return -1;
 	if (res.err || (k != WALK_LS_EXEC && res.entries != expect)) {
 		fprintf(stderr, PROG ": walk %s of %s: %lu of %u services%s%s\n", walks[k].key,
@@ -997,7 +737,7 @@ static int copy_file(int sfd, int dfd, const char *name, const struct stat *sb)
 		return ret;
 	}
 	while ((n = read(in, buf, sizeof(buf))) > 0)
-		if (write_all(out, buf, (size_t)n) < 0) {
+		if (bench_write_all(out, buf, (size_t)n) < 0) {
 			ret = -errno;
 			break;
 		}
@@ -1022,7 +762,7 @@ static int copy_tree(const char *mnt, const char *dst)
 		goto out;
 	}
 	sroot = -1;
-	while (!ret && (e = readdir(d)) && !got_stop) {
+	while (!ret && (e = readdir(d)) && !bench_got_stop) {
 		struct stat sb;
 		int s, t;
 		DIR *sd;
@@ -1231,17 +971,17 @@ static int run_size(const struct config *c, unsigned n, struct size_result *r)
 	        r->helpers, r->bind_ms);
 
 	/* each cold figure on a fresh mount */
-	for (unsigned k = 0; k < WALK_KINDS && !got_stop; k++) {
+	for (unsigned k = 0; k < WALK_KINDS && !bench_got_stop; k++) {
 		if (remount(c, backing, mnt, n, r) < 0)
 			goto out;
 		if (k == 0) {
-			sleep_ms(1000);
+			bench_sleep_ms(1000);
 			r->rss_start_kib = proc_rss_kib(st.daemon);
 		}
 		if (walk_cold_warm(c, k, mnt, n, c->requests, &r->cold[k], &r->warm[k]) < 0)
 			goto out;
 	}
-	if (got_stop)
+	if (bench_got_stop)
 		goto out;
 	/* the last mount has every file looked up */
 	r->rss_walked_kib = proc_rss_kib(st.daemon);
@@ -1251,16 +991,16 @@ static int run_size(const struct config *c, unsigned n, struct size_result *r)
 
 		fprintf(stderr, PROG ": %u idle services: daemon CPU over %u s...\n", n,
 		        c->cpu_seconds);
-		sleep_ms(2000);
-		w0 = now_ns();
+		bench_sleep_ms(2000);
+		w0 = bench_now_ns();
 		t0 = proc_cpu_ticks(st.daemon);
-		sleep_ms(c->cpu_seconds * 1000);
+		bench_sleep_ms(c->cpu_seconds * 1000);
 		t1 = proc_cpu_ticks(st.daemon);
-		if (got_stop)
+		if (bench_got_stop)
 			goto out;
 		if (t0 >= 0 && t1 >= t0)
 			r->cpu_pct = 100.0 * (double)(t1 - t0) / (double)sysconf(_SC_CLK_TCK) /
-			             ((double)(now_ns() - w0) / 1e9);
+			             ((double)(bench_now_ns() - w0) / 1e9);
 	}
 
 	/* baseline: the same tree on tmpfs */
@@ -1268,7 +1008,7 @@ static int run_size(const struct config *c, unsigned n, struct size_result *r)
 	if (mount_tmpfs() < 0)
 		goto out;
 	{
-		int64_t t0 = now_ns();
+		int64_t t0 = bench_now_ns();
 		int e = copy_tree(mnt, st.tmpfs);
 
 		if (e < 0) {
@@ -1276,22 +1016,17 @@ static int run_size(const struct config *c, unsigned n, struct size_result *r)
 			        strerror(-e));
 			goto out;
 		}
-		fprintf(stderr, PROG ": copied in %.0f ms\n", ms_since(t0));
+		fprintf(stderr, PROG ": copied in %.0f ms\n", bench_ms_since(t0));
 	}
 	if (stop_daemon(false) < 0)
 		goto out;
-	for (unsigned k = 0; k < WALK_KINDS && !got_stop; k++)
+	for (unsigned k = 0; k < WALK_KINDS && !bench_got_stop; k++)
 		if (walk_cold_warm(c, k, st.tmpfs, n, false, &r->tcold[k], &r->twarm[k]) < 0)
 			goto out;
-	ret = got_stop ? -1 : 0;
+	ret = bench_got_stop ? -1 : 0;
 out:
 	unmount_tmpfs();
-	stop_daemon(ret < 0 && !got_stop);
-	kill_helpers();
-	if (!got_stop) {
-		rm_tree(backing);
-		rmdir(mnt);
-	}
+	end_figure(backing, mnt, ret < 0);
 	return ret;
 }
 
@@ -1305,10 +1040,10 @@ static long rss_empty(const struct config *c)
 	if (mkdir(backing, 0755) < 0 || mkdir(mnt, 0755) < 0)
 		return -1;
 	if (mount_svcfs(c, backing, mnt, 0, NULL, NULL) == 0) {
-		sleep_ms(1000);
+		bench_sleep_ms(1000);
 		kib = proc_rss_kib(st.daemon);
 	}
-	stop_daemon(kib < 0 && !got_stop);
+	stop_daemon(kib < 0 && !bench_got_stop);
 	rmdir(backing);
 	rmdir(mnt);
 	return kib;
@@ -1330,7 +1065,7 @@ static _Noreturn void holder_main(const char *dir, unsigned first, unsigned step
 		    bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 16) < 0)
 			_exit(1);
 	}
-	if (write_all(ready, "r", 1) < 0)
+	if (bench_write_all(ready, "r", 1) < 0)
 		_exit(1);
 	for (;;)
 		pause();
@@ -1380,7 +1115,7 @@ static int churn_worker(enum churn_mode mode, const char *dir, unsigned k, unsig
 		if (pid < 0)
 			return -1;
 		if (pid == 0) {
-			child_reset(me, SIGKILL);
+			bench_child_reset(me, SIGKILL);
 			close(p[0]);
 			holder_main(dir, i, w, CHURN_BATCH, total, p[1]);
 		}
@@ -1459,7 +1194,7 @@ static int run_churn(const struct config *c, enum churn_mode mode, bool mounted,
 			goto out;
 		}
 		if (pid == 0) {
-			child_reset(parent, SIGKILL);
+			bench_child_reset(parent, SIGKILL);
 			close(start[1]);
 			if (read(start[0], &ch, 1) != 1)
 				_exit(1);
@@ -1473,34 +1208,34 @@ static int run_churn(const struct config *c, enum churn_mode mode, bool mounted,
 	}
 	close(start[0]);
 	start[0] = -1;
-	sleep_ms(100);
-	t0 = now_ns();
+	bench_sleep_ms(100);
+	t0 = bench_now_ns();
 	for (unsigned k = 0; k < w; k++)
-		if (write_all(start[1], "g", 1) < 0)
+		if (bench_write_all(start[1], "g", 1) < 0)
 			goto out;
 	for (unsigned k = 0; k < w; k++) {
 		int status;
 
-		while (waitpid(st.workers[k], &status, 0) < 0 && errno == EINTR && !got_stop)
+		while (waitpid(st.workers[k], &status, 0) < 0 && errno == EINTR && !bench_got_stop)
 			;
 		st.workers[k] = 0;
-		if (got_stop)
+		if (bench_got_stop)
 			goto out;
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			fprintf(stderr, PROG ": churn worker %u failed\n", k);
 			goto out;
 		}
 	}
-	r->ops_ms = ms_since(t0);
+	r->ops_ms = bench_ms_since(t0);
 	if (!mounted) {
 		ret = 0;
 		goto out;
 	}
 	end = t0 + (int64_t)CHURN_TIMEOUT_MS * 1000000;
 	while (!(r->correct = view_is(mnt, c->churn_live, &seen))) {
-		if (got_stop || daemon_died())
+		if (bench_got_stop || daemon_died())
 			goto out;
-		if (now_ns() > end) {
+		if (bench_now_ns() > end) {
 			add_note(
 			    "churn %s: the view still showed %u services (%u expected) %u s after "
 			    "the start",
@@ -1508,11 +1243,11 @@ static int run_churn(const struct config *c, enum churn_mode mode, bool mounted,
 			    CHURN_TIMEOUT_MS / 1000);
 			break;
 		}
-		sleep_ms(2);
+		bench_sleep_ms(2);
 	}
-	r->correct_ms = ms_since(t0);
+	r->correct_ms = bench_ms_since(t0);
 	if (r->correct) {
-		sleep_ms(1000);
+		bench_sleep_ms(1000);
 		r->stable = view_is(mnt, c->churn_live, &seen);
 		if (!r->stable)
 			add_note(
@@ -1527,65 +1262,11 @@ out:
 	if (start[1] >= 0)
 		close(start[1]);
 	kill_workers();
-	if (mounted)
-		stop_daemon(ret < 0 && !got_stop);
-	kill_helpers();
-	if (!got_stop) {
-		rm_tree(backing);
-		rmdir(mnt);
-	}
+	end_figure(backing, mnt, mounted && ret < 0);
 	return ret;
 }
 
 /* ---- header ---- */
-
-static void first_line(const char *path, const char *key, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "re");
-	char line[512];
-
-	snprintf(buf, len, "?");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, key, strlen(key)) == 0) {
-			const char *p = strchr(line, ':');
-			p = p ? p + 1 : line + strlen(key);
-			while (*p == ' ' || *p == '\t')
-				p++;
-			snprintf(buf, len, "%s", p);
-			buf[strcspn(buf, "\n")] = '\0';
-			break;
-		}
-	}
-	fclose(f);
-}
-
-static void svcfs_version(const char *bin, char *buf, size_t len)
-{
-	pid_t parent = getpid(), pid;
-	int p[2], status;
-
-	snprintf(buf, len, "?");
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return;
-	pid = fork();
-	if (pid == 0) {
-		child_reset(parent, SIGKILL);
-		dup2(p[1], STDOUT_FILENO);
-		close_range(3, ~0u, 0);
-		execl(bin, bin, "--version", (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	if (pid > 0) {
-		read_msg(p[0], buf, len, 5000);
-		buf[strcspn(buf, "\n")] = '\0';
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-	}
-	close(p[0]);
-}
 
 static void print_header(const struct config *c)
 {
@@ -1593,10 +1274,10 @@ static void print_header(const struct config *c)
 	char cpu[256], mem[64], version[128], load[128];
 
 	uname(&u);
-	first_line("/proc/cpuinfo", "model name", cpu, sizeof(cpu));
-	first_line("/proc/meminfo", "MemTotal", mem, sizeof(mem));
-	first_line("/proc/loadavg", "", load, sizeof(load));
-	svcfs_version(c->svcfs, version, sizeof(version));
+	bench_proc_field("/proc/cpuinfo", "model name", cpu, sizeof(cpu));
+	bench_proc_field("/proc/meminfo", "MemTotal", mem, sizeof(mem));
+	bench_proc_field("/proc/loadavg", "", load, sizeof(load));
+	bench_svcfs_version(c->svcfs, version, sizeof(version));
 	printf(PROG "\n");
 	printf("command: %s\n", cmdline);
 	printf("machine: Linux %s %s, nproc %ld, %s, RAM %s, load average %s\n", u.release,
@@ -1641,22 +1322,6 @@ static void usage(FILE *out)
 	    SVCFS_BIN);
 }
 
-static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
-		fprintf(stderr, PROG ": %s: '%s' is not a number from %u to %u\n", opt, s, min,
-		        max);
-		return -1;
-	}
-	*out = (unsigned)v;
-	return 0;
-}
-
 static int parse_sizes(const char *arg, struct config *c)
 {
 	char buf[256], *save = NULL, *tok;
@@ -1668,7 +1333,7 @@ static int parse_sizes(const char *arg, struct config *c)
 			fprintf(stderr, PROG ": --sizes: at most %d sizes\n", MAX_SIZES);
 			return -1;
 		}
-		if (parse_uint("--sizes", tok, 1, 900000, &c->sizes[c->nsizes++]) < 0)
+		if (bench_parse_uint("--sizes", tok, 1, 900000, &c->sizes[c->nsizes++]) < 0)
 			return -1;
 	}
 	return c->nsizes ? 0 : -1;
@@ -1708,86 +1373,42 @@ int main(int argc, char **argv)
 	    .cpu_seconds = 30,
 	    .visible_timeout_s = 600,
 	};
+	const struct bench_opt opts[] = {
+	    {.val = 'P', .name = "--passes", .min = 1, .max = 15, .num = &c.passes},
+	    {.val = 'c', .name = "--churn", .min = 1, .max = 10000000, .num = &c.churn},
+	    {.val = 'l', .name = "--churn-live", .min = 0, .max = 100000, .num = &c.churn_live},
+	    {.val = 'w', .name = "--workers", .min = 1, .max = MAX_WORKERS, .num = &c.workers},
+	    {.val = 'C', .name = "--cpu-services", .min = 0, .max = 900000, .num = &c.cpu_services},
+	    {.val = 'T', .name = "--cpu-seconds", .min = 0, .max = 3600, .num = &c.cpu_seconds},
+	    {.val = 'V',
+	     .name = "--visible-timeout",
+	     .min = 1,
+	     .max = 86400,
+	     .num = &c.visible_timeout_s},
+	    {.val = 'b', .str = &c.svcfs},
+	    {.val = 'o', .str = &c.svcfs_opts},
+	    {.val = 'd', .str = &c.dir},
+	    {.val = 'n', .flag = &c.no_churn},
+	    {.val = 'r', .flag = &c.requests},
+	    {.val = 0},
+	};
 	struct size_result res[MAX_SIZES];
 	bool have[MAX_SIZES] = {false};
 	char path[PATH_MAX];
 	long rss0;
-	int opt, rc = 0;
+	int opt, opt_exit, rc = 0;
 	size_t len = 0;
 
 	for (int i = 0; i < argc && len < sizeof(cmdline) - 1; i++)
 		len += (size_t)snprintf(cmdline + len, sizeof(cmdline) - len, "%s%s", i ? " " : "",
 		                        argv[i]);
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'S':
-			if (parse_sizes(optarg, &c) < 0)
-				return 2;
-			break;
-		case 'P':
-			if (parse_uint("--passes", optarg, 1, 15, &c.passes) < 0)
-				return 2;
-			break;
-		case 'c':
-			if (parse_uint("--churn", optarg, 1, 10000000, &c.churn) < 0)
-				return 2;
-			break;
-		case 'l':
-			if (parse_uint("--churn-live", optarg, 0, 100000, &c.churn_live) < 0)
-				return 2;
-			break;
-		case 'w':
-			if (parse_uint("--workers", optarg, 1, MAX_WORKERS, &c.workers) < 0)
-				return 2;
-			break;
-		case 'C':
-			if (parse_uint("--cpu-services", optarg, 0, 900000, &c.cpu_services) < 0)
-				return 2;
-			break;
-		case 'T':
-			if (parse_uint("--cpu-seconds", optarg, 0, 3600, &c.cpu_seconds) < 0)
-				return 2;
-			break;
-		case 'n':
-			c.no_churn = true;
-			break;
-		case 'r':
-			c.requests = true;
-			break;
-		case 'b':
-			c.svcfs = optarg;
-			break;
-		case 'o':
-			c.svcfs_opts = optarg;
-			break;
-		case 'd':
-			c.dir = optarg;
-			break;
-		case 'V':
-			if (parse_uint("--visible-timeout", optarg, 1, 86400,
-			               &c.visible_timeout_s) < 0)
-				return 2;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
+	while ((opt = bench_next_option(argc, argv, longopts, opts, usage, &opt_exit)) > 0)
+		if (opt == 'S' && parse_sizes(optarg, &c) < 0)
 			return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (access(c.svcfs, X_OK) < 0) {
-		fprintf(stderr, PROG ": svcfs %s: %s\n", c.svcfs, strerror(errno));
+	if (opt < 0)
+		return opt_exit;
+	if (bench_check_svcfs(c.svcfs) < 0)
 		return 1;
-	}
-	if (access("/dev/fuse", R_OK | W_OK) < 0) {
-		fprintf(stderr, PROG ": /dev/fuse: %s\n", strerror(errno));
-		return 1;
-	}
 	snprintf(path, sizeof(path), "%s/svcfs-tree.XXXXXX", c.dir);
 	if (strlen(path) >= sizeof(st.top) || !mkdtemp(path)) {
 		fprintf(stderr, PROG ": mkdtemp %s: %s\n", path,
@@ -1795,15 +1416,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	memcpy(st.top, path, strlen(path) + 1);
-	install_signals();
+	bench_install_signals(NULL);
 	atexit(cleanup_all);
 	print_header(&c);
 
 	rss0 = rss_empty(&c);
-	for (unsigned i = 0; i < c.nsizes && !got_stop; i++) {
+	for (unsigned i = 0; i < c.nsizes && !bench_got_stop; i++) {
 		if (run_size(&c, c.sizes[i], &res[i]) < 0) {
 			rc = 1;
-			if (!got_stop)
+			if (!bench_got_stop)
 				fprintf(stderr, PROG ": the walks at %u services are incomplete\n",
 				        c.sizes[i]);
 			continue;
@@ -1813,17 +1434,18 @@ int main(int argc, char **argv)
 
 	struct churn_result ch[2][2];
 	bool churn_ok[2] = {false, false};
-	for (int m = 0; m < 2 && !c.no_churn && !got_stop; m++) {
+	for (int m = 0; m < 2 && !c.no_churn && !bench_got_stop; m++) {
 		fprintf(stderr, PROG ": churn (%s), %u services...\n", m ? "kill" : "close",
 		        c.churn);
 		churn_ok[m] = run_churn(&c, (enum churn_mode)m, true, &ch[m][1]) == 0 &&
 		              run_churn(&c, (enum churn_mode)m, false, &ch[m][0]) == 0;
-		if (!churn_ok[m] && !got_stop)
+		if (!churn_ok[m] && !bench_got_stop)
 			rc = 1;
 	}
-	if (got_stop) {
+	if (bench_got_stop) {
 		cleanup_all();
-		fprintf(stderr, PROG ": interrupted by signal %d; cleaned up\n", (int)got_stop);
+		fprintf(stderr, PROG ": interrupted by signal %d; cleaned up\n",
+		        (int)bench_got_stop);
 		return 130;
 	}
 
