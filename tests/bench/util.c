@@ -5,6 +5,7 @@
  * mount, stop: stop always ends with no daemon and no svcfs mount left at
  * MNT, forcing both when a clean SIGTERM does not do it.
  */
+#include "svcfs-internal.h"
 #include "util.h"
 
 #include <errno.h>
@@ -192,23 +193,6 @@ void bench_reap(pid_t *pid, unsigned ms)
 
 /* ---- mounts, files, limits ---- */
 
-/* Undo the octal escapes of /proc/self/mountinfo (\040 for a space...). */
-static void unescape(char *s)
-{
-	char *o = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 4;
-		} else {
-			*o++ = *s++;
-		}
-	}
-	*o = '\0';
-}
-
 bool bench_mounted(const char *path, const char *type)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -225,7 +209,7 @@ bool bench_mounted(const char *path, const char *type)
 		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
 		    sscanf(sep + 3, "%63s", t) != 1)
 			continue;
-		unescape(mp);
+		svcfs_unescape_octal(mp);
 		found = strcmp(mp, path) == 0 && strcmp(t, type) == 0;
 	}
 	free(line);
