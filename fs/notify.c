@@ -16,7 +16,7 @@
  *   MODIFIED      the file's pages and attributes, then truncate to its
  *                 size through the mount (IN_MODIFY, no data written);
  *                 for an aggregate, its entry is moved to the new version
- *                 (replace_aggregate) before the truncate
+ *                 (replace_aggregate; both aggregates) before the truncate
  *   ATTRIB        the inode's attributes (and pages)
  *   DIR_CHANGED   the directory's listing and attributes
  *
@@ -149,19 +149,16 @@ static bool is_aggregate_change(const struct view_event *ev)
 
 /*
  * An aggregate changed: its name moves to a new version (view.c), as if
- * renamed over. When the kernel knows the old version, watchers of that
- * file get IN_MODIFY (a poke of it while its name still leads to it), then
- * its entry is deleted (IN_DELETE_SELF, as after rename(2): watch the
- * directory to follow every change). The next lookup finds the new
- * version, and the caller's poke gives watchers of the root IN_MODIFY.
+ * renamed over. When the kernel knows the old version, its entry is
+ * deleted (watchers of that file get IN_DELETE_SELF, as after rename(2):
+ * watch the directory to follow every change); the next lookup finds the
+ * new version, and the poke that follows gives watchers of the root
+ * IN_MODIFY — one, once the new text is in place.
  */
-static void replace_aggregate(struct svcfs_fs *fs, const struct view_event *ev,
-                              struct seen *truncated)
+static void replace_aggregate(struct svcfs_fs *fs, const struct view_event *ev)
 {
 	const char *name = ev->ino == VIEW_SERVICES_INO ? VIEW_SERVICES_NAME : VIEW_TARGETS_NAME;
 
-	if (ev->parent && first_time(truncated, ev->parent))
-		poke_modify(fs, ev->parent);
 	if (ev->parent)
 		check(fuse_lowlevel_notify_delete(fs->se, VIEW_ROOT_INO, ev->parent, name,
 		                                  strlen(name)),
@@ -193,12 +190,9 @@ static void handle(struct svcfs_fs *fs, const struct view_event *ev, struct seen
 		inval_inode(fs->se, invalidated, ev->parent);
 		break;
 	case VIEW_EV_MODIFIED:
-		if (is_aggregate_change(ev)) {
-			replace_aggregate(fs, ev, truncated);
-		} else {
-			/* pages first, so that a watcher woken by the poke reads the new text */
+		/* pages first, so that a watcher woken by the poke reads the new text */
+		if (!is_aggregate_change(ev))
 			inval_inode(fs->se, invalidated, ev->ino);
-		}
 		if (first_time(truncated, ev->ino))
 			poke_modify(fs, ev->ino);
 		break;
@@ -225,6 +219,10 @@ void notify_events(void *ctx, const struct view_event *events, size_t n)
 		if (!is_aggregate_change(&events[i]))
 			handle(fs, &events[i], &invalidated, &truncated);
 	invalidated.n = 0; /* what was invalidated so far came before the pokes */
+	/* both aggregates replaced before either is poked: woken by one, read both */
+	for (size_t i = 0; i < n && atomic_load(&fs->mounted); i++)
+		if (is_aggregate_change(&events[i]))
+			replace_aggregate(fs, &events[i]);
 	for (size_t i = 0; i < n && atomic_load(&fs->mounted); i++)
 		if (is_aggregate_change(&events[i]))
 			handle(fs, &events[i], &invalidated, &truncated);
