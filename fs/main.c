@@ -303,6 +303,7 @@ static pid_t start_unmount_guard(const char *mountpoint, int *ret_fd)
 			}
 			poll(NULL, 0, 50);
 		}
+		close(3);
 		_exit(0);
 	}
 	close(p[0]);

@@ -206,6 +206,27 @@ static json_object *services_json_entry(const char *name)
 	return found;
 }
 
+static bool has_entry(void *ctx)
+{
+	json_object *e = services_json_entry(ctx);
+
+	json_object_put(e);
+	return e != NULL;
+}
+
+/*
+ * NAME's element of .services.json once it is there (NULL after the
+ * bound). The file follows the tree within a batch: it is replaced after
+ * the batch's directories appear (IN_MODIFY .services.json comes after
+ * IN_CREATE NAME).
+ */
+static json_object *wait_services_json_entry(const char *name)
+{
+	if (!h_wait_until(has_entry, (void *)name, H_TIMEOUT_MS))
+		return NULL;
+	return services_json_entry(name);
+}
+
 /* The daemon's stderr into the test's log, to explain a failure. */
 static void log_daemon_stderr(void)
 {
@@ -1921,7 +1942,7 @@ Test(faults, odd_names_shown_exactly)
 		cr_assert_gt(len, 0);
 		link[len] = '\0';
 		cr_assert_str_eq(link, h_b("%s.sock", names[i]));
-		e = services_json_entry(json_names[i] ? json_names[i] : names[i]);
+		e = wait_services_json_entry(json_names[i] ? json_names[i] : names[i]);
 		cr_assert_not_null(e, ".services.json lacks service %zu", i);
 		json_object_put(e);
 	}
@@ -1983,7 +2004,7 @@ Test(faults, name_of_255_bytes_through_a_symlink)
 	cr_assert_str_eq(buf, "hello\n");
 	len = getxattr(h_m("%s", name), "user.svcfs.state", val, sizeof(val) - 1);
 	cr_assert_eq(len, 5);
-	e = services_json_entry(name);
+	e = wait_services_json_entry(name);
 	cr_assert_not_null(e, ".services.json lacks the 255-byte name");
 	json_object_put(e);
 	r = unlink(h_b("%s", name));
