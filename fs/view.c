@@ -31,7 +31,10 @@
  * before (shown) while that size differs: reads serve what was told;
  * every attribute reply (lookup, getattr, readdirplus, setattr) tells the
  * current text. The change's invalidation (notify.c) then makes the
- * kernel ask for the attributes again. When the size does not change, the
+ * kernel ask for the attributes again; until it has landed (view_landed)
+ * the old text is still served, since a reply with the old size built
+ * earlier may be the one the kernel applies (it drops the later one by
+ * its attr_version). When the size does not change, the
  * kernel keeps its pages across the new attributes, so then the current
  * text is served at once (the size is right either way).
  */
