@@ -191,10 +191,8 @@ static void handle(struct svcfs_fs *fs, const struct view_event *ev, struct seen
 		break;
 	case VIEW_EV_MODIFIED:
 		/* pages first, so that a watcher woken by the poke reads the new text */
-		if (!is_aggregate_change(ev)) {
+		if (!is_aggregate_change(ev))
 			inval_inode(fs->se, invalidated, ev->ino);
-			view_landed(fs->view, ev->ino, ev->gen);
-		}
 		if (first_time(truncated, ev->ino))
 			poke_modify(fs, ev->ino);
 		break;
@@ -215,13 +213,8 @@ void notify_events(void *ctx, const struct view_event *events, size_t n)
 	struct svcfs_fs *fs = ctx;
 	struct seen invalidated = {0}, truncated = {0};
 
-	if (!atomic_load(&fs->mounted)) {
-		/* nothing can be cached before the mount (or after it) */
-		for (size_t i = 0; i < n; i++)
-			if (events[i].kind == VIEW_EV_MODIFIED && !is_aggregate_change(&events[i]))
-				view_landed(fs->view, events[i].ino, events[i].gen);
-		return;
-	}
+	if (!atomic_load(&fs->mounted))
+		return; /* nothing can be cached before the mount */
 	for (size_t i = 0; i < n && atomic_load(&fs->mounted); i++)
 		if (!is_aggregate_change(&events[i]))
 			handle(fs, &events[i], &invalidated, &truncated);

@@ -70,8 +70,6 @@ struct text {
 	bool told;   /* data's size went to the kernel in an attribute reply */
 	char *shown; /* else the text it was told last, if its size differs */
 	size_t shown_len;
-	uint64_t gen; /* changes so far */
-	bool pending; /* the invalidation of change GEN has not landed yet */
 };
 
 struct vfile {
@@ -209,16 +207,6 @@ static void queue_event(struct view *v, enum view_event_kind kind, uint64_t pare
 	v->nevents++;
 }
 
-/* File INO changed (change GEN of its text). Locked. */
-static void queue_modified(struct view *v, uint64_t ino, uint64_t gen)
-{
-	size_t n = v->nevents;
-
-	queue_event(v, VIEW_EV_MODIFIED, 0, ino, NULL);
-	if (v->nevents > n)
-		v->events[n].gen = gen;
-}
-
 void view_flush(struct view *v)
 {
 	struct view_event *events;
@@ -242,10 +230,6 @@ void view_flush(struct view *v)
 	}
 	if (n && v->notify)
 		v->notify(v->notify_ctx, events, n);
-	else
-		for (size_t i = 0; i < n; i++) /* nobody to tell: nothing is cached */
-			if (events[i].kind == VIEW_EV_MODIFIED)
-				view_landed(v, events[i].ino, events[i].gen);
 	for (size_t i = 0; i < n; i++)
 		free(events[i].name);
 	free(events);
@@ -290,36 +274,15 @@ static void text_replace(struct text *t, char *data, size_t len)
 	t->data = data;
 	t->len = data ? len : 0;
 	t->told = false;
-	t->gen++;
-	t->pending = true;
 	text_trim(t);
 }
 
 /* The current text's size is going to the kernel (T->data is set). */
 static void text_tell(struct text *t)
 {
+	free(t->shown);
+	t->shown = NULL;
 	t->told = true;
-	/*
-	 * Until the change's invalidation has landed, the kernel may still
-	 * hold the old size as valid (a reply built before the change can be
-	 * applied after one built since, which it then drops): keep it.
-	 */
-	if (!t->pending) {
-		free(t->shown);
-		t->shown = NULL;
-	}
-}
-
-/* The invalidation of change GEN landed: the kernel asks for the size again. */
-static void text_landed(struct text *t, uint64_t gen)
-{
-	if (t->gen != gen)
-		return; /* a later change is on its way */
-	t->pending = false;
-	if (t->told) {
-		free(t->shown);
-		t->shown = NULL;
-	}
 }
 
 /* What a read serves: the text whose size the kernel holds. */
@@ -903,7 +866,7 @@ static int service_files_set(struct view *v, struct vnode *n, const struct view_
 			if (r < 0)
 				goto fail;
 			if (r > 0 && !fresh)
-				queue_modified(v, node_ino(n) | f->slot, f->t.gen);
+				queue_event(v, VIEW_EV_MODIFIED, 0, node_ino(n) | f->slot, NULL);
 		} else {
 			if (n->next_slot > VIEW_SLOT_MAX) {
 				dropped++;
@@ -1359,19 +1322,6 @@ void view_forget(struct view *v, uint64_t ino, uint64_t nlookup)
 	pthread_mutex_unlock(&v->lock);
 }
 
-void view_landed(struct view *v, uint64_t ino, uint64_t gen)
-{
-	struct vnode *n;
-	struct vfile *f;
-	unsigned slot;
-
-	pthread_mutex_lock(&v->lock);
-	n = node_by_ino(v, ino, &slot);
-	if (n && slot && (f = file_by_slot(n, slot)))
-		text_landed(&f->t, gen);
-	pthread_mutex_unlock(&v->lock);
-}
-
 int view_readlink(struct view *v, uint64_t ino, view_data_fn *fn, void *ctx)
 {
 	struct vnode *n;
@@ -1472,13 +1422,11 @@ int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dir
 			struct vfile *f = &dir->files[i];
 			if (f->slot + 2u <= off)
 				continue;
-			fill_file_stat(v, dir, f, &st, false);
+			fill_file_stat(v, dir, f, &st, plus);
 			if (!fn(ctx, f->name, &st, f->slot + 2u))
 				goto out;
-			if (plus) { /* told only if it went into the reply */
-				text_tell(&f->t);
+			if (plus)
 				dir->nlookup++;
-			}
 		}
 		goto out;
 	}

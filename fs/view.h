@@ -53,8 +53,7 @@ struct view_event {
 	enum view_event_kind kind;
 	uint64_t parent;
 	uint64_t ino;
-	char *name;   /* ADDED/REMOVED only; owned by the event queue */
-	uint64_t gen; /* MODIFIED of a service's file: its change, for view_landed */
+	char *name; /* ADDED/REMOVED only; owned by the event queue */
 };
 
 typedef void view_notify_fn(void *ctx, const struct view_event *events, size_t n);
@@ -134,12 +133,6 @@ int view_path(struct view *v, uint64_t ino, char *buf, size_t size, uint64_t *re
  * the engine thread and view_flush() should run soon.
  */
 void view_set_waker(struct view *v, void (*wake)(void *ctx), void *ctx);
-/*
- * The invalidation of a MODIFIED event (INO, GEN) has landed in the kernel:
- * reads may now serve the new text once its size was told (view.c,
- * "Contents and sizes"). The notify function calls it after each one.
- */
-void view_landed(struct view *v, uint64_t ino, uint64_t gen);
 /* Number of services currently linked. */
 size_t view_service_count(struct view *v);
 /*

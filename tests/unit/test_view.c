@@ -33,16 +33,10 @@ static struct rec recs[REC_MAX];
 static size_t nrecs;
 static size_t notify_calls;
 
-static struct view *v;
-
-/* Records the events and, as notify.c does once it invalidated, lands changes. */
 static void record(void *ctx, const struct view_event *ev, size_t n)
 {
 	(void)ctx;
 	notify_calls++;
-	for (size_t i = 0; i < n; i++)
-		if (ev[i].kind == VIEW_EV_MODIFIED && (ev[i].ino & VIEW_SLOT_MAX))
-			view_landed(v, ev[i].ino, ev[i].gen);
 	for (size_t i = 0; i < n && nrecs < REC_MAX; i++) {
 		struct rec *r = &recs[nrecs++];
 		r->kind = ev[i].kind;
@@ -51,6 +45,8 @@ static void record(void *ctx, const struct view_event *ev, size_t n)
 		snprintf(r->name, sizeof(r->name), "%s", ev[i].name ? ev[i].name : "");
 	}
 }
+
+static struct view *v;
 
 static void setup(void)
 {
@@ -123,9 +119,9 @@ static const char *dump(void)
 	text[0] = '\0';
 	for (size_t i = 0; i < nrecs; i++) {
 		int n = snprintf(text + len, sizeof(text) - len,
-		                 "%s(parent %#llx, ino %#llx, '%.40s') ", kind_name(recs[i].kind),
-		                 (unsigned long long)recs[i].parent,
-		                 (unsigned long long)recs[i].ino, recs[i].name);
+				 "%s(parent %#llx, ino %#llx, '%.40s') ", kind_name(recs[i].kind),
+				 (unsigned long long)recs[i].parent,
+				 (unsigned long long)recs[i].ino, recs[i].name);
 		if (n < 0 || (size_t)n >= sizeof(text) - len)
 			break; /* cut */
 		len += (size_t)n;
@@ -152,8 +148,8 @@ struct svc_opts {
 };
 
 static struct vnode *svc_set_ex(struct vnode *parent, struct vnode *node, const char *name,
-                                const struct view_file_spec *files, size_t n,
-                                const struct svc_opts *o, size_t *ret_dropped)
+				const struct view_file_spec *files, size_t n,
+				const struct svc_opts *o, size_t *ret_dropped)
 {
 	char entry[600], target[600];
 	struct view_service_spec spec;
@@ -173,7 +169,7 @@ static struct vnode *svc_set_ex(struct vnode *parent, struct vnode *node, const 
 }
 
 static struct vnode *svc_set(struct vnode *parent, struct vnode *node, const char *name,
-                             const struct view_file_spec *files, size_t n)
+			     const struct view_file_spec *files, size_t n)
 {
 	return svc_set_ex(parent, node, name, files, n, NULL, NULL);
 }
@@ -557,7 +553,7 @@ Test(view, lookup_in_file_is_not_a_directory)
 Test(view, read_ranges_and_errors)
 {
 	const struct view_file_spec files[] = {link_to("socket", "/b/web.sock"),
-	                                       file("text", "0123456789\n")};
+					       file("text", "0123456789\n")};
 	struct data d;
 	uint64_t sino, text, sock;
 	int r;
@@ -677,7 +673,6 @@ static void set_state(struct vnode *s, const char *text)
 	memcpy(files, base_files, sizeof(files));
 	files[1] = file("state", text);
 	cr_assert_eq(svc_set(view_root(v), s, "web", files, 3), s);
-	flush(); /* its invalidation lands */
 }
 
 static void assert_reads(uint64_t ino, const char *want)
@@ -750,37 +745,6 @@ Test(view, read_serves_the_size_told)
 	set_state(s, "0123456789a\n");
 	assert_reads(state, "0123456789a\n");
 	free(l);
-}
-
-/*
- * Until a change's invalidation has landed, reads serve the text told
- * before, even once the new size was told: a reply with the old size
- * built earlier may still be the one the kernel keeps.
- */
-Test(view, read_serves_the_old_text_until_the_change_landed)
-{
-	struct vnode *s = clean_service();
-	uint64_t state = ino_of(ino_of(ROOT, "web"), "state");
-	struct view_file_spec files[3];
-	struct stat st;
-
-	cr_assert_eq(view_getattr(v, state, &st), 0);
-	memcpy(files, base_files, sizeof(files));
-	files[1] = file("state", "unhealthy\n");
-	cr_assert_eq(svc_set(view_root(v), s, "web", files, 3), s);
-	cr_assert_eq(view_getattr(v, state, &st), 0);
-	cr_assert_eq(st.st_size, 10, "attributes are the current text's at once");
-	assert_reads(state, "alive\n");
-	flush();
-	assert_reads(state, "unhealthy\n");
-	/* a landing of an older change does not count */
-	files[1] = file("state", "busy\n");
-	cr_assert_eq(svc_set(view_root(v), s, "web", files, 3), s);
-	cr_assert_eq(view_getattr(v, state, &st), 0);
-	view_landed(v, state, 1);
-	assert_reads(state, "unhealthy\n");
-	flush();
-	assert_reads(state, "busy\n");
 }
 
 Test(view, read_serves_a_same_size_change_at_once)
@@ -890,7 +854,7 @@ Test(view, mode_change_is_attrib)
 Test(view, duplicate_names_in_spec_give_one_file)
 {
 	const struct view_file_spec files[] = {file("a", "1\n"), file("a", "2\n"),
-	                                       file("b", "3\n")};
+					       file("b", "3\n")};
 	static struct listing l;
 	struct data d;
 	uint64_t sino;
@@ -947,7 +911,7 @@ Test(view, file_slots_stable)
 	for (size_t i = 0; i < l.n; i++)
 		if (l.e[i].st.st_ino == b)
 			cr_assert_str_eq(l.e[i].name, "b", "inode %#llx now names %s",
-			                 (unsigned long long)b, l.e[i].name);
+					 (unsigned long long)b, l.e[i].name);
 }
 
 Test(view, recreated_service_gets_new_inode)
@@ -987,7 +951,7 @@ Test(view, inodes_never_reused_across_services)
 		view_remove(v, s);
 		for (int j = 0; j < i; j++)
 			cr_assert_neq(seen[i], seen[j], "inode %#llx reused",
-			              (unsigned long long)seen[i]);
+				      (unsigned long long)seen[i]);
 	}
 }
 
@@ -1265,7 +1229,7 @@ Test(view, readdir_resumes_with_tiny_buffer)
 Test(view, readdir_service_dir_resumes)
 {
 	const struct view_file_spec files[] = {file("a", "1"), file("b", "2"), file("c", "3"),
-	                                       file("d", "4"), file("e", "5")};
+					       file("d", "4"), file("e", "5")};
 	static struct listing l;
 	uint64_t sino;
 
@@ -1327,7 +1291,7 @@ static void check_readdir_under_churn(int total, int first_room, int remove_ever
 		snprintf(name, sizeof(name), "s%03d", i);
 		if (!gone[i])
 			cr_assert_eq(times_listed(&l, name), 1, "%s listed %zu times", name,
-			             times_listed(&l, name));
+				     times_listed(&l, name));
 		else
 			cr_assert_leq(times_listed(&l, name), 1, "%s", name);
 	}
@@ -1355,9 +1319,9 @@ Test(view, readdir_survivors_once_across_compaction)
 Test(view, readdir_service_files_under_churn)
 {
 	const struct view_file_spec abcde[] = {file("a", "1"), file("b", "2"), file("c", "3"),
-	                                       file("d", "4"), file("e", "5")};
+					       file("d", "4"), file("e", "5")};
 	const struct view_file_spec later[] = {file("a", "1"), file("c", "3"), file("e", "5"),
-	                                       file("f", "6")};
+					       file("f", "6")};
 	struct vnode *s = svc_set(view_root(v), NULL, "web", abcde, 5);
 	static struct listing l;
 	uint64_t sino = ino_of(ROOT, "web"), off;
@@ -1495,12 +1459,12 @@ Test(view, aggregates_skip_missing_elements)
 {
 	const struct view_file_spec files[] = {file("state", "alive\n")};
 	struct view_service_spec spec = {.uid = 0,
-	                                 .gid = 0,
-	                                 .mode = 0755,
-	                                 .files = files,
-	                                 .nfiles = 1,
-	                                 .entry_json = NULL,
-	                                 .target_json = NULL};
+					 .gid = 0,
+					 .mode = 0755,
+					 .files = files,
+					 .nfiles = 1,
+					 .entry_json = NULL,
+					 .target_json = NULL};
 	struct vnode *s = view_service_set(v, view_root(v), NULL, "bare", &spec, NULL);
 	size_t n;
 
@@ -1839,8 +1803,8 @@ Test(view, getxattr_follows_changes)
 
 Test(view, getxattr_unknown_user_names)
 {
-	const char *names[] = {"user.svcfs.nothing", "user.svcfs.",      "user.svcfs",
-	                       "user.state",         "user.svcfs.STATE", "user.svcfs.state\n"};
+	const char *names[] = {"user.svcfs.nothing", "user.svcfs.",	 "user.svcfs",
+			       "user.state",	     "user.svcfs.STATE", "user.svcfs.state\n"};
 	uint64_t sino;
 	struct data d;
 
@@ -1857,11 +1821,11 @@ Test(view, getxattr_unknown_user_names)
 Test(view, getxattr_other_namespaces)
 {
 	const char *names[] = {"trusted.svcfs.state",
-	                       "security.svcfs.state",
-	                       "security.selinux",
-	                       "system.posix_acl_access",
-	                       "state",
-	                       ""};
+			       "security.svcfs.state",
+			       "security.selinux",
+			       "system.posix_acl_access",
+			       "state",
+			       ""};
 	uint64_t sino;
 	struct data d;
 
@@ -1983,5 +1947,5 @@ Test(view, free_releases_everything)
 	after = mallinfo2().uordblks;
 	/* the old leak was ~1.2 KB a cycle; allocator noise is tens of bytes */
 	cr_assert_lt(after > before ? after - before : 0, 16384,
-	             "%zu bytes lost in 200 view_new/view_free cycles", after - before);
+		     "%zu bytes lost in 200 view_new/view_free cycles", after - before);
 }
