@@ -31,12 +31,15 @@
  * before (shown) while that size differs: reads serve what was told;
  * every attribute reply (lookup, getattr, readdirplus, setattr) tells the
  * current text. The change's invalidation (notify.c) then makes the
- * kernel ask for the attributes again; until it has landed (view_landed)
- * the old text is still served, since a reply with the old size built
- * earlier may be the one the kernel applies (it drops the later one by
- * its attr_version). When the size does not change, the
- * kernel keeps its pages across the new attributes, so then the current
- * text is served at once (the size is right either way).
+ * kernel ask for the attributes again. One race is left: two attribute
+ * replies for one file in flight across a change, applied in the wrong
+ * order (the kernel keeps the older and drops the newer by its
+ * attr_version), leave the old size until the invalidation lands, and a
+ * read in that window is cut. Serving the old text until the invalidation
+ * landed was tried and is worse: under churn the new size is often applied
+ * first, and a short read then shrinks the kernel's size for good. When the size does not change,
+ * the kernel keeps its pages across the new attributes, so then the current text is served at once
+ * (the size is right either way).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -1422,11 +1425,13 @@ int view_readdir(struct view *v, uint64_t ino, uint64_t off, bool plus, view_dir
 			struct vfile *f = &dir->files[i];
 			if (f->slot + 2u <= off)
 				continue;
-			fill_file_stat(v, dir, f, &st, plus);
+			fill_file_stat(v, dir, f, &st, false);
 			if (!fn(ctx, f->name, &st, f->slot + 2u))
 				goto out;
-			if (plus)
+			if (plus) { /* told only if it went into the reply */
+				text_tell(&f->t);
 				dir->nlookup++;
+			}
 		}
 		goto out;
 	}
