@@ -34,6 +34,8 @@ struct evsrc {
 struct tdir;
 struct tsvc;
 struct pwatch;
+struct cluster;
+struct remote;
 
 struct engine {
 	struct svcfs_options opt;
@@ -72,6 +74,8 @@ struct engine {
 	void (*on_stop)(void *ctx); /* run on the engine thread after SIGTERM/INT/HUP */
 	void *on_stop_ctx;
 	int signal_fd;
+	struct cluster *cluster; /* several hosts (-o etcd): publisher and mirror, else NULL */
+	struct remote *remote;   /* other hosts' services in the view */
 	struct svcfs_stats stats; /* see stats.h */
 };
 

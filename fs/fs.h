@@ -22,6 +22,7 @@ struct svcfs_status_info {
 	double poll;             /* seconds; 0: inotify */
 	bool sock_diag;          /* false: connect probes */
 	struct timespec started; /* CLOCK_REALTIME at mount */
+	struct cluster *cluster; /* -o etcd: its state is shown too; else NULL */
 };
 
 struct svcfs_fs {

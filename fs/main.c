@@ -399,7 +399,7 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts cmd = {0};
 	struct fuse_loop_config *loop = NULL;
-	struct svcfs_options opt;
+	struct svcfs_options opt = {0};
 	struct svcfs_fs fs = {0};
 	struct engine engine = {0};
 	struct cli cli = {0};
@@ -504,6 +504,7 @@ int main(int argc, char *argv[])
 	    .probe_interval = opt.probe_interval,
 	    .poll = opt.poll,
 	    .sock_diag = probe_has_diag(engine.probe),
+	    .cluster = engine.cluster,
 	};
 	clock_gettime(CLOCK_REALTIME, &fs.status.started);
 
@@ -566,6 +567,7 @@ out:
 	free(cli.backing);
 	free(cli.mountpoint);
 	free(cli.extra);
+	options_free(&opt);
 	fuse_opt_free_args(&args);
 	return ret;
 }

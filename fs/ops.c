@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "fs.h"
 #include "svcfs-internal.h"
 
@@ -276,6 +277,13 @@ static char *status_json(struct svcfs_fs *fs, size_t *ret_len)
 	/* left the view, kept until the kernel forgets them (view_kept) */
 	svcfs_buf_addf(&b, ",\"kept\":{\"dirs\":%zu,\"aggregate_versions\":%zu}", kept_nodes,
 	               kept_versions);
+	if (si->cluster) {
+		/* several hosts: the publisher's and the mirror's state */
+		char *cs = cluster_status_json(si->cluster);
+		svcfs_buf_adds(&b, ",\"etcd\":");
+		svcfs_buf_adds(&b, cs ? cs : "null");
+		free(cs);
+	}
 	svcfs_buf_addf(&b,
 	               ",\"counters\":{\"appeared\":%" PRIu64 ",\"vanished\":%" PRIu64
 	               ",\"events\":%" PRIu64 ",\"dumps\":%" PRIu64 ",\"queries\":%" PRIu64

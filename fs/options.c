@@ -7,15 +7,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <fuse_opt.h>
 
 #include "options.h"
+#include "svcfs-internal.h"
 
 struct raw {
 	char *probe_interval, *probe_timeout, *grace, *poll, *max_services;
+	char *host, *etcd_prefix, *etcd_ttl, *address;
 	int reap, ro;
+	struct svcfs_buf etcd; /* every etcd= list, and the URLs continuing it */
+	bool etcd_given;
+	bool etcd_open; /* the last option was etcd= or a URL continuing it */
+	char *stray;    /* a URL with no etcd= before it */
 };
+
+enum { KEY_ETCD = 1 };
 
 #define OPT(t, p) {t, offsetof(struct raw, p), 1}
 static const struct fuse_opt opts[] = {
@@ -24,6 +33,11 @@ static const struct fuse_opt opts[] = {
 	{"grace=%s", offsetof(struct raw, grace), 0},
 	{"poll=%s", offsetof(struct raw, poll), 0},
 	{"max_services=%s", offsetof(struct raw, max_services), 0},
+	{"host=%s", offsetof(struct raw, host), 0},
+	{"etcd_prefix=%s", offsetof(struct raw, etcd_prefix), 0},
+	{"etcd_ttl=%s", offsetof(struct raw, etcd_ttl), 0},
+	{"address=%s", offsetof(struct raw, address), 0},
+	FUSE_OPT_KEY("etcd=", KEY_ETCD),
 	OPT("reap", reap),
 	OPT("ro", ro),
 	FUSE_OPT_END,
@@ -65,6 +79,169 @@ static int parse_count(const char *name, const char *s, unsigned long min, unsig
 	return 0;
 }
 
+static bool is_url(const char *s)
+{
+	return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+/*
+ * etcd=URL[,URL...]: -o splits at commas, so the URLs after the first come
+ * as options of their own. A URL continues the etcd= list before it.
+ */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct raw *raw = data;
+
+	(void)outargs;
+	if (key == KEY_ETCD) {
+		if (raw->etcd.len)
+			svcfs_buf_add(&raw->etcd, ",", 1);
+		svcfs_buf_adds(&raw->etcd, arg + strlen("etcd="));
+		raw->etcd_given = raw->etcd_open = true;
+		return 0;
+	}
+	if (key == FUSE_OPT_KEY_OPT && is_url(arg)) {
+		if (!raw->etcd_open) {
+			if (!raw->stray)
+				raw->stray = strdup(arg);
+			return 0;
+		}
+		svcfs_buf_add(&raw->etcd, ",", 1);
+		svcfs_buf_adds(&raw->etcd, arg);
+		return 0;
+	}
+	if (key == FUSE_OPT_KEY_OPT)
+		raw->etcd_open = false;
+	return 1; /* libfuse's, or an argument */
+}
+
+bool options_host_ok(const char *host)
+{
+	size_t len = strlen(host);
+	return len <= SVCFS_HOST_MAX && svcfs_name_safe_key(host, len);
+}
+
+/* The etcd options: each URL http(s)://..., a host name, a prefix /.../. */
+static int parse_cluster(struct raw *raw, struct svcfs_options *o, char *err, size_t errsize)
+{
+	const char *needs = raw->host          ? "host"
+	                    : raw->etcd_prefix ? "etcd_prefix"
+	                    : raw->etcd_ttl    ? "etcd_ttl"
+	                    : raw->address     ? "address"
+	                                       : NULL;
+	unsigned long ttl = SVCFS_ETCD_TTL_DEFAULT;
+	char hostname[256];
+	int r;
+
+	if (raw->stray) {
+		snprintf(err, errsize, "unexpected option '%s' (an etcd URL goes after -o etcd=)",
+		         raw->stray);
+		return -EINVAL;
+	}
+	if (!raw->etcd_given) {
+		if (needs) {
+			snprintf(err, errsize, "-o %s needs -o etcd=URL (it is for several hosts)",
+			         needs);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (raw->etcd.failed) {
+		snprintf(err, errsize, "-o etcd: out of memory");
+		return -ENOMEM;
+	}
+	{
+		/* each URL: http(s)://HOST..., the list within the client's bounds */
+		char *list = raw->etcd.data ? raw->etcd.data : "", *save = NULL, *url;
+		char *copy = strdup(list);
+		size_t n = 0;
+		bool bad = !copy;
+
+		for (url = copy ? strtok_r(copy, ",", &save) : NULL; url && !bad;
+		     url = strtok_r(NULL, ",", &save)) {
+			n++;
+			bad = !is_url(url) || strlen(url) <= strlen("https://") || strlen(url) >= 512;
+			if (bad)
+				snprintf(err, errsize,
+				         "invalid value for -o etcd: '%s' (expected http://HOST:PORT, "
+				         "several separated by commas)",
+				         url);
+		}
+		free(copy);
+		if (!bad && (n == 0 || n > 16)) {
+			snprintf(err, errsize,
+			         "invalid value for -o etcd: '%s' (expected 1 to 16 URLs "
+			         "http://HOST:PORT separated by commas)",
+			         list);
+			bad = true;
+		}
+		if (bad)
+			return -EINVAL;
+	}
+	if (raw->etcd_ttl && (r = parse_count("etcd_ttl", raw->etcd_ttl, SVCFS_ETCD_TTL_MIN,
+	                                      SVCFS_ETCD_TTL_MAX, &ttl, err, errsize)) < 0)
+		return r;
+	o->etcd_ttl = (unsigned)ttl;
+	if (!raw->host) {
+		if (gethostname(hostname, sizeof(hostname)) < 0) {
+			snprintf(err, errsize, "cannot read this host's name (%s): give -o host=NAME",
+			         strerror(errno));
+			return -EINVAL;
+		}
+		hostname[sizeof(hostname) - 1] = '\0';
+	}
+	if (!options_host_ok(raw->host ? raw->host : hostname)) {
+		snprintf(err, errsize,
+		         "invalid value for -o host: '%s' (expected 1 to %d bytes, no '/', no control "
+		         "character, not starting with '.')",
+		         raw->host ? raw->host : hostname, SVCFS_HOST_MAX);
+		return -EINVAL;
+	}
+	if (raw->etcd_prefix &&
+	    (raw->etcd_prefix[0] != '/' || strlen(raw->etcd_prefix) > 200 ||
+	     strpbrk(raw->etcd_prefix, "\n\r\t"))) {
+		snprintf(err, errsize,
+		         "invalid value for -o etcd_prefix: '%s' (expected a key prefix starting with "
+		         "'/', at most 200 bytes)",
+		         raw->etcd_prefix);
+		return -EINVAL;
+	}
+	if (raw->address && (!raw->address[0] || strlen(raw->address) > 253 ||
+	                     strpbrk(raw->address, "/ \t\n\"\\"))) {
+		snprintf(err, errsize,
+		         "invalid value for -o address: '%s' (expected a host name or IP address)",
+		         raw->address);
+		return -EINVAL;
+	}
+	o->etcd = svcfs_buf_steal(&raw->etcd, NULL);
+	o->host = strdup(raw->host ? raw->host : hostname);
+	o->address = strdup(raw->address ? raw->address : o->host ? o->host : "");
+	{
+		const char *p = raw->etcd_prefix ? raw->etcd_prefix : SVCFS_ETCD_PREFIX;
+		size_t len = strlen(p);
+		o->etcd_prefix = malloc(len + 2);
+		if (o->etcd_prefix) {
+			memcpy(o->etcd_prefix, p, len + 1);
+			if (p[len - 1] != '/')
+				strcpy(o->etcd_prefix + len, "/");
+		}
+	}
+	if (!o->etcd || !o->host || !o->address || !o->etcd_prefix) {
+		snprintf(err, errsize, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void options_free(struct svcfs_options *o)
+{
+	free(o->etcd);
+	free(o->host);
+	free(o->etcd_prefix);
+	free(o->address);
+	o->etcd = o->host = o->etcd_prefix = o->address = NULL;
+}
+
 int options_parse(struct fuse_args *args, struct svcfs_options *ret, char *err, size_t errsize)
 {
 	struct raw raw = {0};
@@ -78,7 +255,8 @@ int options_parse(struct fuse_args *args, struct svcfs_options *ret, char *err, 
 	unsigned long ms;
 	int r = 0;
 
-	if (fuse_opt_parse(args, &raw, opts, NULL) < 0) {
+	svcfs_buf_init(&raw.etcd);
+	if (fuse_opt_parse(args, &raw, opts, opt_proc) < 0) {
 		snprintf(err, errsize, "cannot parse options");
 		return -EINVAL;
 	}
@@ -109,6 +287,10 @@ int options_parse(struct fuse_args *args, struct svcfs_options *ret, char *err, 
 	    (r = parse_count("max_services", raw.max_services, 1, 10000000, &o.max_services, err,
 			     errsize)) < 0)
 		goto out;
+	if ((r = parse_cluster(&raw, &o, err, errsize)) < 0) {
+		options_free(&o);
+		goto out;
+	}
 	*ret = o;
 out:
 	free(raw.probe_interval);
@@ -116,6 +298,12 @@ out:
 	free(raw.grace);
 	free(raw.poll);
 	free(raw.max_services);
+	free(raw.host);
+	free(raw.etcd_prefix);
+	free(raw.etcd_ttl);
+	free(raw.address);
+	free(raw.stray);
+	svcfs_buf_free(&raw.etcd);
 	return r;
 }
 
@@ -128,5 +316,13 @@ void options_usage(void)
 
 	       "    -o reap                    delete stale socket files (and their .json, .pid)\n"
 	       "    -o poll=SECONDS            rescan BACKING by polling instead of inotify\n"
-	       "    -o max_services=N          most services shown (default 100000)\n");
+	       "    -o max_services=N          most services shown (default 100000)\n"
+	       "  several hosts (etcd):\n"
+	       "    -o etcd=URL[,URL...]       publish and mirror services through etcd\n"
+	       "    -o host=NAME               this host's name (default: its hostname)\n"
+	       "    -o address=ADDR            where other hosts reach its TCP endpoints\n"
+	       "                               (default: the host name)\n"
+	       "    -o etcd_prefix=PREFIX      key prefix (default /svcfs/)\n"
+	       "    -o etcd_ttl=SECONDS        lease TTL: how long a dead host stays listed\n"
+	       "                               (default 5, at least 2)\n");
 }

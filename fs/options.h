@@ -17,7 +17,19 @@ struct svcfs_options {
 	bool reap;	     /* delete stale socket files */
 	double poll;	     /* > 0: rescan BACKING every POLL seconds, no inotify */
 	unsigned long max_services;
+	/* Several hosts (SPEC §8); etcd NULL: this host alone. Owned: options_free. */
+	char *etcd;        /* endpoint URLs, comma-separated, in failover order */
+	char *host;        /* this host's name in etcd and in other hosts' views */
+	char *etcd_prefix; /* key prefix, ends with '/' */
+	char *address;     /* what other hosts reach this host's TCP endpoints at */
+	unsigned etcd_ttl; /* lease TTL, seconds */
 };
+
+#define SVCFS_ETCD_TTL_DEFAULT 5u
+#define SVCFS_ETCD_TTL_MIN     2u
+#define SVCFS_ETCD_TTL_MAX     3600u
+#define SVCFS_ETCD_PREFIX      "/svcfs/"
+#define SVCFS_HOST_MAX         254 /* "@HOST" is one file name */
 
 struct fuse_args;
 
@@ -27,6 +39,15 @@ struct fuse_args;
  * in ERR.
  */
 int options_parse(struct fuse_args *args, struct svcfs_options *ret, char *err, size_t errsize);
+
+/* Free what options_parse allocated in O. */
+void options_free(struct svcfs_options *o);
+
+/*
+ * A host name svcfs accepts (for host= and in etcd keys): 1-254 bytes, no
+ * '/', no control character, not starting with '.'.
+ */
+bool options_host_ok(const char *host);
 
 /* Help text for the svcfs options. */
 void options_usage(void);

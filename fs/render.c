@@ -83,25 +83,39 @@ static void add_value_text(struct svcfs_buf *b, json_object *val)
 	svcfs_buf_add(b, "\n", 1);
 }
 
-/* The found fields, as "key":value pairs after a leading comma when needed. */
+/* The found fields, as "key":value pairs after a leading comma when needed.
+ * ENTRY: an element of .services.json (socket and pid always there). */
 static void add_found_fields(struct svcfs_buf *b, const struct render_input *in, bool comma,
-                             bool null_pid)
+                             bool entry)
 {
 	char since[32];
 
 	render_time(in->since, since, sizeof(since));
 	if (comma)
 		svcfs_buf_add(b, ",", 1);
-	svcfs_buf_adds(b, "\"socket\":");
-	svcfs_buf_add_json_string(b, in->socket, strlen(in->socket));
+	if (in->host) {
+		svcfs_buf_adds(b, "\"host\":");
+		svcfs_buf_add_json_string(b, in->host, strlen(in->host));
+		if (entry)
+			svcfs_buf_adds(b, ",\"socket\":null");
+	} else {
+		svcfs_buf_adds(b, "\"socket\":");
+		svcfs_buf_add_json_string(b, in->socket, strlen(in->socket));
+	}
 	if (in->pid > 0)
 		svcfs_buf_addf(b, ",\"pid\":%ld", (long)in->pid);
-	else if (null_pid)
+	else if (entry)
 		svcfs_buf_adds(b, ",\"pid\":null");
 	svcfs_buf_addf(b, ",\"uid\":%lu,\"gid\":%lu,\"state\":", (unsigned long)in->uid,
 	               (unsigned long)in->gid);
 	svcfs_buf_add_json_string(b, in->state, strlen(in->state));
 	svcfs_buf_addf(b, ",\"since\":\"%s\"", since);
+}
+
+/* A key what svcfs found wins over: the reserved names, and "host" remotely. */
+static bool found_key(const struct render_input *in, const char *key)
+{
+	return render_reserved_name(key) || (in->host && strcmp(key, "host") == 0);
 }
 
 static void render_meta_json(struct svcfs_buf *b, const struct render_input *in)
@@ -113,7 +127,7 @@ static void render_meta_json(struct svcfs_buf *b, const struct render_input *in)
 		json_object_object_foreach(in->meta, key, val)
 		{
 			/* what svcfs found wins; a key "meta.json" is only no file */
-			if (render_reserved_name(key) && strcmp(key, "meta.json") != 0)
+			if (found_key(in, key) && strcmp(key, "meta.json") != 0)
 				continue;
 			if (comma)
 				svcfs_buf_add(b, ",", 1);
@@ -193,9 +207,9 @@ static void render_target(struct svcfs_buf *b, const struct render_input *in)
 		for (size_t i = 0; i < json_object_array_length(endpoints); i++)
 			any = add_target(b, json_object_array_get_idx(endpoints, i), any) || any;
 	}
-	if (!any && port)
+	if (!any && port && !in->host)
 		any = add_target(b, port, false);
-	if (!any) {
+	if (!any && !in->host) {
 		svcfs_buf_adds(b, "\"unix://");
 		/* the path as a JSON string, without its quotes */
 		struct svcfs_buf q;
@@ -218,12 +232,15 @@ static void render_target(struct svcfs_buf *b, const struct render_input *in)
 	add_label(b, "service", in->name, strlen(in->name));
 	if (in->group[0])
 		add_label(b, "group", in->group, strlen(in->group));
+	if (in->host)
+		add_label(b, "host", in->host, strlen(in->host));
 	if (json_object_is_type(labels, json_type_object)) {
 		json_object_object_foreach(labels, k, v)
 		{
 			const char *s;
 			if (!render_label_name_ok(k) || strcmp(k, "job") == 0 ||
 			    strcmp(k, "service") == 0 || strcmp(k, "group") == 0 ||
+			    (in->host && strcmp(k, "host") == 0) ||
 			    strcmp(k, "tags") == 0 || json_object_is_type(v, json_type_object) ||
 			    json_object_is_type(v, json_type_array) ||
 			    json_object_is_type(v, json_type_null))
@@ -264,9 +281,16 @@ int render_service(const struct render_input *in, struct render_output *out)
 	if (!out->files)
 		goto fail;
 
-	svcfs_buf_adds(&b, in->socket);
-	if (!keep(out, &b, "socket", true))
-		goto fail;
+	if (in->host) {
+		/* another host's service: nothing to connect to here */
+		svcfs_buf_addf(&b, "%s\n", in->host);
+		if (!keep(out, &b, "host", false))
+			goto fail;
+	} else {
+		svcfs_buf_adds(&b, in->socket);
+		if (!keep(out, &b, "socket", true))
+			goto fail;
+	}
 	render_meta_json(&b, in);
 	if (!keep(out, &b, "meta.json", false))
 		goto fail;
@@ -294,7 +318,7 @@ int render_service(const struct render_input *in, struct render_output *out)
 	if (in->meta) {
 		json_object_object_foreach(in->meta, key, val)
 		{
-			if (render_reserved_name(key) || !svcfs_name_safe_key(key, strlen(key)))
+			if (found_key(in, key) || !svcfs_name_safe_key(key, strlen(key)))
 				continue;
 			add_value_text(&b, val);
 			/* the key string lives in in->meta, which outlives the view update */
@@ -325,4 +349,116 @@ void render_output_free(struct render_output *out)
 	free(out->entry_json);
 	free(out->target_json);
 	*out = (struct render_output){0};
+}
+
+/* "ADDRESS:PORT", an IPv6 address in brackets. */
+static json_object *addressed(const char *address, const char *port, size_t len)
+{
+	struct svcfs_buf b;
+	json_object *o;
+
+	svcfs_buf_init(&b);
+	if (strchr(address, ':') && address[0] != '[')
+		svcfs_buf_addf(&b, "[%s]:", address);
+	else
+		svcfs_buf_addf(&b, "%s:", address);
+	svcfs_buf_add(&b, port, len);
+	o = b.failed || !b.data ? NULL : json_object_new_string_len(b.data, (int)b.len);
+	svcfs_buf_free(&b);
+	return o;
+}
+
+/* One endpoint as another host reaches it; NULL if it is no endpoint. */
+static json_object *endpoint_for(json_object *val, const char *address)
+{
+	static const char *const local[] = {"localhost:", "127.0.0.1:", "[::1]:", "0.0.0.0:",
+	                                    "[::]:"};
+	char port[16];
+
+	if (json_object_is_type(val, json_type_int)) {
+		int64_t p = json_object_get_int64(val);
+		if (p < 1 || p > 65535)
+			return NULL;
+		snprintf(port, sizeof(port), "%lld", (long long)p);
+		return addressed(address, port, strlen(port));
+	}
+	if (!json_object_is_type(val, json_type_string) || json_object_get_string_len(val) == 0)
+		return NULL;
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		const char *s = json_object_get_string(val);
+		size_t n = strlen(local[i]);
+		if (strncmp(s, local[i], n) == 0 && s[n])
+			return addressed(address, s + n, strlen(s + n));
+	}
+	return json_object_get(val);
+}
+
+json_object *render_endpoints(json_object *meta, const char *address)
+{
+	json_object *endpoints = NULL, *port = NULL, *out = NULL;
+
+	if (!meta)
+		return NULL;
+	json_object_object_get_ex(meta, "endpoints", &endpoints);
+	json_object_object_get_ex(meta, "port", &port);
+	if (json_object_is_type(endpoints, json_type_object)) {
+		out = json_object_new_object();
+		json_object_object_foreach(endpoints, k, v)
+		{
+			json_object *e = endpoint_for(v, address);
+			if (e && out)
+				json_object_object_add(out, k, e);
+		}
+	} else if (json_object_is_type(endpoints, json_type_array)) {
+		out = json_object_new_array();
+		for (size_t i = 0; out && i < json_object_array_length(endpoints); i++) {
+			json_object *e = endpoint_for(json_object_array_get_idx(endpoints, i), address);
+			if (e)
+				json_object_array_add(out, e);
+		}
+	} else if (port) {
+		json_object *e = endpoint_for(port, address);
+		if (e) {
+			out = json_object_new_array();
+			if (out)
+				json_object_array_add(out, e);
+			else
+				json_object_put(e);
+		}
+	}
+	return out;
+}
+
+char *render_published(const struct render_input *in, const char *host, const char *address)
+{
+	json_object *endpoints = render_endpoints(in->meta, address);
+	struct svcfs_buf b;
+	char since[32];
+
+	render_time(in->since, since, sizeof(since));
+	svcfs_buf_init(&b);
+	svcfs_buf_adds(&b, "{\"host\":");
+	svcfs_buf_add_json_string(&b, host, strlen(host));
+	svcfs_buf_adds(&b, ",\"name\":");
+	svcfs_buf_add_json_string(&b, in->name, strlen(in->name));
+	svcfs_buf_adds(&b, ",\"group\":");
+	if (in->group[0])
+		svcfs_buf_add_json_string(&b, in->group, strlen(in->group));
+	else
+		svcfs_buf_adds(&b, "null");
+	svcfs_buf_adds(&b, ",\"endpoints\":");
+	svcfs_buf_adds(&b, endpoints ? json_text(endpoints) : "null");
+	svcfs_buf_adds(&b, ",\"meta\":");
+	svcfs_buf_adds(&b, in->meta ? json_text(in->meta) : "{}");
+	svcfs_buf_adds(&b, ",\"state\":");
+	svcfs_buf_add_json_string(&b, in->state, strlen(in->state));
+	svcfs_buf_addf(&b, ",\"since\":\"%s\"", since);
+	if (in->pid > 0)
+		svcfs_buf_addf(&b, ",\"pid\":%ld", (long)in->pid);
+	else
+		svcfs_buf_adds(&b, ",\"pid\":null");
+	svcfs_buf_addf(&b, ",\"uid\":%lu,\"gid\":%lu}", (unsigned long)in->uid,
+	               (unsigned long)in->gid);
+	json_object_put(endpoints);
+	return svcfs_buf_steal(&b, NULL);
 }

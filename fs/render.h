@@ -16,7 +16,8 @@
 struct render_input {
 	const char *name;
 	const char *group;  /* "" at the top level, else "a/b" */
-	const char *socket; /* absolute path of the socket file in BACKING */
+	const char *socket; /* absolute path of the socket file in BACKING; NULL remote */
+	const char *host;   /* another host's service (SPEC §8): its name; NULL local */
 	pid_t pid;	    /* owner of the listening socket; 0 unknown */
 	uid_t uid;	    /* owner's credentials (file owner when pid unknown) */
 	gid_t gid;
@@ -40,6 +41,21 @@ struct render_output {
 /* Fill OUT (free it with render_output_free). Returns 0 or -ENOMEM. */
 int render_service(const struct render_input *in, struct render_output *out);
 void render_output_free(struct render_output *out);
+
+/*
+ * What this host publishes in etcd for a live service (SPEC §8): one JSON
+ * object {host, name, group, endpoints, meta, state, since, pid, uid, gid},
+ * endpoints as other hosts reach them (render_endpoints). NULL on ENOMEM.
+ */
+char *render_published(const struct render_input *in, const char *host, const char *address);
+
+/*
+ * The sidecar's endpoints (an object or array of port numbers and
+ * "host:port" strings; else its "port") as seen from another host: a port N
+ * and "localhost:N", "127.0.0.1:N", "[::1]:N", "0.0.0.0:N", "[::]:N" become
+ * "ADDRESS:N"; other strings stay. NULL when there are none.
+ */
+json_object *render_endpoints(json_object *meta, const char *address);
 
 /* A Prometheus label name: [a-zA-Z_][a-zA-Z0-9_]*, not starting with "__". */
 bool render_label_name_ok(const char *name);

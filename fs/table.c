@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "log.h"
 #include "record.h"
 #include "render.h"
@@ -52,6 +53,16 @@ const char *display(const struct tsvc *s, char *buf, size_t size)
 }
 
 /* ---- showing and hiding ---- */
+
+/* "group/name" or "name" as it is: the service's path in etcd. */
+static const char *service_path(const struct tsvc *s, char *buf, size_t size)
+{
+	if (s->dir->relpath[0])
+		snprintf(buf, size, "%s/%s", s->dir->relpath, s->name);
+	else
+		snprintf(buf, size, "%s", s->name);
+	return buf;
+}
 
 static char *socket_path(struct engine *e, const struct tsvc *s)
 {
@@ -82,7 +93,7 @@ void svc_publish(struct engine *e, struct tsvc *s)
 	struct render_output out;
 	struct view_service_spec spec;
 	json_object *meta = NULL;
-	char *sockpath = NULL, name[PATH_MAX];
+	char *sockpath = NULL, *published = NULL, name[PATH_MAX];
 	struct vnode *n;
 	size_t dropped = 0;
 	bool fresh = !s->vnode;
@@ -118,6 +129,13 @@ void svc_publish(struct engine *e, struct tsvc *s)
 		};
 		if (render_service(&in, &out) < 0)
 			goto oom;
+		if (e->cluster) {
+			published = render_published(&in, e->opt.host, e->opt.address);
+			if (!published) {
+				render_output_free(&out);
+				goto oom;
+			}
+		}
 	}
 	spec = (struct view_service_spec){
 	    .uid = s->uid,
@@ -147,10 +165,13 @@ void svc_publish(struct engine *e, struct tsvc *s)
 	}
 	s->vnode = n;
 	s->dirty = false;
+	if (published)
+		cluster_publish(e->cluster, service_path(s, name, sizeof(name)), published);
 	goto out;
 oom:
 	log_err("%s: out of memory, view not updated", display(s, name, sizeof(name)));
 out:
+	free(published);
 	free(sockpath);
 	json_object_put(meta);
 }
@@ -162,6 +183,8 @@ void svc_vanish(struct engine *e, struct tsvc *s, const char *why)
 	if (s->vnode) {
 		view_remove(e->view, s->vnode);
 		s->vnode = NULL;
+		if (e->cluster)
+			cluster_publish(e->cluster, service_path(s, name, sizeof(name)), NULL);
 		e->nvisible--;
 		STATS_INC(&e->stats, vanished);
 		log_msg(e->quiet ? LOG_DEBUG : LOG_INFO, "%s: gone (%s)",

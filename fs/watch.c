@@ -22,13 +22,25 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "engine.h"
 #include "log.h"
+#include "remote.h"
 
 #define INOTIFY_BUF (64 * 1024)
 
 /* epoll tags; any other value is a struct pwatch * (an owner's pidfd) */
-enum { EV_INOTIFY = 1, EV_INTERVAL, EV_RETRY, EV_POLL, EV_STOP, EV_WAKE, EV_SIGNAL, EV_TAG_MAX };
+enum {
+	EV_INOTIFY = 1,
+	EV_INTERVAL,
+	EV_RETRY,
+	EV_POLL,
+	EV_STOP,
+	EV_WAKE,
+	EV_SIGNAL,
+	EV_CLUSTER,
+	EV_TAG_MAX
+};
 
 static int arm_periodic(int fd, double seconds)
 {
@@ -187,6 +199,9 @@ static void *engine_main(void *arg)
 			case EV_WAKE:
 				drain(e->wake_fd); /* events queued elsewhere: flushed below */
 				break;
+			case EV_CLUSTER:
+				remote_update(e->remote, e->cluster); /* other hosts' changes */
+				break;
 			case EV_SIGNAL: {
 				struct signalfd_siginfo si;
 				ssize_t got = read(e->signal_fd, &si, sizeof(si));
@@ -267,6 +282,20 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 	    add_fd(e, e->stop_fd, EV_STOP) < 0 || add_fd(e, e->wake_fd, EV_WAKE) < 0 ||
 	    arm_periodic(e->interval_fd, opt->probe_interval) < 0)
 		return -errno;
+	if (opt->etcd) {
+		struct cluster_config cc = {
+		    .urls = opt->etcd,
+		    .host = opt->host,
+		    .prefix = opt->etcd_prefix,
+		    .ttl = opt->etcd_ttl,
+		};
+		e->cluster = cluster_new(&cc);
+		e->remote = remote_new(view, geteuid(), getegid());
+		if (!e->cluster || !e->remote)
+			return -ENOMEM;
+		if (add_fd(e, cluster_fd(e->cluster), EV_CLUSTER) < 0)
+			return -errno;
+	}
 	view_set_waker(view, engine_wake, e);
 	e->quiet = true;
 	r = table_open_root(e);
@@ -299,6 +328,8 @@ int engine_start(struct engine *e)
 		return -errno;
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	r = pthread_create(&e->thread, NULL, engine_main, e);
+	if (r == 0 && e->cluster)
+		r = -cluster_start(e->cluster); /* its threads never take the signals either */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r)
 		return -r;
@@ -324,11 +355,17 @@ bool engine_stopped(struct engine *e)
 
 void engine_stop(struct engine *e)
 {
+	if (e->cluster) {
+		/* this host's services leave every other host at once */
+		cluster_stop(e->cluster, true);
+	}
 	if (e->running) {
 		engine_request_stop(e);
 		pthread_join(e->thread, NULL);
 		e->running = false;
 	}
+	e->cluster = cluster_free(e->cluster);
+	e->remote = remote_free(e->remote);
 	e->quiet = true; /* shutting down is not every service going away */
 	table_free(e);
 	table_free_dead_watches(e);

@@ -1,0 +1,783 @@
+/*
+ * cluster — publish this host's services into etcd and mirror the other
+ * hosts' (see cluster.h). Both threads talk to etcd through their own
+ * client (etcd.c) and meet the engine only under c->lock.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "etcd.h"
+#include "hash.h"
+#include "log.h"
+#include "svcfs-internal.h"
+
+#define UNKNOWN_AFTER_MS 1000 /* cut off that long: remote entries are "unknown" */
+#define BACKOFF_MIN_MS   100
+#define BACKOFF_MAX_MS   2000
+#define CALL_MAX_MS      2000 /* budget of one etcd call */
+#define REVOKE_MS        1000 /* budget of the lease revoke at a clean stop */
+
+/* A key this host wants published (or deleted: value NULL). */
+struct pubkey {
+	char *path;  /* "[GROUP/]NAME" */
+	char *value; /* NULL: to delete */
+	uint64_t gen;
+	bool queued;
+	bool same;           /* etcd holds this value under our lease (pub_compare) */
+	struct pubkey *next; /* c->qhead */
+	UT_hash_handle hh;   /* c->pub */
+};
+
+/* Another host's key, as the mirror last read it. */
+struct rkey {
+	char *key;   /* after PREFIX hosts/: "HOST/[GROUP/]NAME" */
+	char *value; /* NULL: gone, freed once taken */
+	bool dirty;
+	bool seen;         /* in the range being applied */
+	struct rkey *next; /* c->dirty */
+	UT_hash_handle hh; /* c->remote */
+};
+
+struct cluster {
+	char *urls, *host;
+	char *hosts_prefix; /* PREFIX hosts/ */
+	char *own_prefix;   /* PREFIX hosts/HOST/ */
+	unsigned ttl;
+	int ka_ms; /* keepalive interval: TTL/3 */
+	int call_ms;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* the publisher waits on it (CLOCK_MONOTONIC) */
+	bool stop, revoke;   /* lock */
+
+	/* publisher (lock) */
+	struct pubkey *pub;
+	struct pubkey *qhead, *qtail;
+	size_t npub; /* keys with a value */
+	bool resync; /* compare etcd with what we want, fix what differs */
+	int64_t lease;
+	bool pub_failing;
+	uint64_t puts, deletes, leases, resyncs;
+
+	/* mirror (lock) */
+	struct rkey *remote;
+	struct rkey *dirty;
+	size_t nremote;
+	bool unknown, unknown_taken;
+	bool mirror_up;
+	int64_t revision;
+	uint64_t compactions;
+
+	int fd;      /* eventfd: changes wait for the engine */
+	int stop_fd; /* eventfd: wakes the mirror's poll */
+	pthread_t pub_thread, mirror_thread;
+	bool pub_started, mirror_started;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *concat3(const char *a, const char *b, const char *c)
+{
+	size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+	char *s = malloc(la + lb + lc + 1);
+
+	if (s) {
+		memcpy(s, a, la);
+		memcpy(s + la, b, lb);
+		memcpy(s + la + lb, c, lc + 1);
+	}
+	return s;
+}
+
+struct cluster *cluster_new(const struct cluster_config *cfg)
+{
+	struct cluster *c = calloc(1, sizeof(*c));
+	pthread_condattr_t ca;
+	struct etcd *probe;
+
+	if (!c)
+		return NULL;
+	c->fd = c->stop_fd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	c->ttl = cfg->ttl;
+	c->ka_ms = (int)(cfg->ttl * 1000 / 3);
+	c->call_ms = c->ka_ms < CALL_MAX_MS ? c->ka_ms : CALL_MAX_MS;
+	c->urls = strdup(cfg->urls);
+	c->host = strdup(cfg->host);
+	c->hosts_prefix = concat3(cfg->prefix, "hosts/", "");
+	c->own_prefix = concat3(cfg->prefix, "hosts/", cfg->host);
+	if (c->own_prefix) {
+		char *p = concat3(c->own_prefix, "/", "");
+		free(c->own_prefix);
+		c->own_prefix = p;
+	}
+	c->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	c->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!c->urls || !c->host || !c->hosts_prefix || !c->own_prefix || c->fd < 0 ||
+	    c->stop_fd < 0)
+		return cluster_free(c);
+	probe = etcd_new(c->urls, c->call_ms); /* checks the list */
+	if (!probe)
+		return cluster_free(c);
+	etcd_free(probe);
+	return c;
+}
+
+/* ---- publisher ---- */
+
+/* Lock held. */
+static void queue_push(struct cluster *c, struct pubkey *k, bool front)
+{
+	if (k->queued)
+		return;
+	k->queued = true;
+	k->next = NULL;
+	if (!c->qhead) {
+		c->qhead = c->qtail = k;
+	} else if (front) {
+		k->next = c->qhead;
+		c->qhead = k;
+	} else {
+		c->qtail->next = k;
+		c->qtail = k;
+	}
+}
+
+static struct pubkey *queue_pop(struct cluster *c)
+{
+	struct pubkey *k = c->qhead;
+
+	if (k) {
+		c->qhead = k->next;
+		if (!c->qhead)
+			c->qtail = NULL;
+		k->queued = false;
+		k->next = NULL;
+	}
+	return k;
+}
+
+/* Lock held. A key to want, made if new; NULL on ENOMEM. */
+static struct pubkey *pub_get(struct cluster *c, const char *path)
+{
+	struct pubkey *k;
+
+	HASH_FIND_STR(c->pub, path, k);
+	if (k)
+		return k;
+	k = calloc(1, sizeof(*k));
+	if (!k || !(k->path = strdup(path))) {
+		free(k);
+		return NULL;
+	}
+	HASH_ADD_KEYPTR(hh, c->pub, k->path, strlen(k->path), k);
+	return k;
+}
+
+/* Lock held, publisher thread: forget K (deleted from etcd, not wanted). */
+static void pub_drop(struct cluster *c, struct pubkey *k)
+{
+	HASH_DELETE(hh, c->pub, k);
+	free(k->path);
+	free(k->value);
+	free(k);
+}
+
+void cluster_publish(struct cluster *c, const char *path, const char *value)
+{
+	struct pubkey *k;
+	char *copy = NULL;
+
+	if (value && !(copy = strdup(value))) {
+		log_err("etcd: out of memory publishing %s", path);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	k = value ? pub_get(c, path) : NULL;
+	if (!value)
+		HASH_FIND_STR(c->pub, path, k);
+	if (!k) {
+		if (value)
+			log_err("etcd: out of memory publishing %s", path);
+		free(copy);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	if (!k->value && copy)
+		c->npub++;
+	else if (k->value && !copy)
+		c->npub--;
+	free(k->value);
+	k->value = copy;
+	k->gen++;
+	queue_push(c, k, false);
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Lock held: wait until DEADLINE (ms, monotonic; 0: until signalled). */
+static void pub_wait(struct cluster *c, int64_t deadline)
+{
+	struct timespec ts;
+
+	if (!deadline) {
+		pthread_cond_wait(&c->cond, &c->lock);
+		return;
+	}
+	ts.tv_sec = deadline / 1000;
+	ts.tv_nsec = (deadline % 1000) * 1000000;
+	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+}
+
+struct pubstate {
+	struct etcd *ec;
+	int backoff;
+	int64_t retry_at, ka_at;
+};
+
+/* Lock held: a call failed. Retry later, then compare everything. */
+static void pub_failed(struct cluster *c, struct pubstate *ps, const char *what)
+{
+	int max = c->ka_ms < BACKOFF_MAX_MS ? c->ka_ms : BACKOFF_MAX_MS;
+
+	ps->backoff = ps->backoff ? ps->backoff * 2 : BACKOFF_MIN_MS;
+	if (ps->backoff > max)
+		ps->backoff = max;
+	ps->retry_at = now_ms() + ps->backoff;
+	c->resync = true; /* a timed-out write may still land later */
+	if (!c->pub_failing)
+		log_warn("etcd: cannot %s (%s); retrying, local services are not affected", what,
+		         etcd_errmsg(ps->ec));
+	c->pub_failing = true;
+}
+
+static void pub_ok(struct cluster *c, struct pubstate *ps)
+{
+	if (c->pub_failing)
+		log_info("etcd: publishing again through %s", etcd_endpoint(ps->ec));
+	c->pub_failing = false;
+	ps->backoff = 0;
+}
+
+/* Lock held: queue every wanted key whose etcd copy differs, and a delete
+ * for each key of ours in etcd that is not wanted. */
+static void pub_compare(struct cluster *c, const struct etcd_kvs *kvs)
+{
+	size_t plen = strlen(c->own_prefix);
+	struct pubkey *k, *tmp;
+
+	HASH_ITER(hh, c->pub, k, tmp)
+	k->same = false;
+	for (size_t i = 0; i < kvs->n; i++) {
+		const struct etcd_kv *kv = &kvs->kv[i];
+		/* keys and values are NUL-terminated (etcd.h); one with a NUL is not ours */
+		if (kv->key_len <= plen || strlen(kv->key) != kv->key_len)
+			continue;
+		HASH_FIND_STR(c->pub, kv->key + plen, k);
+		if (k && k->value)
+			k->same = kv->lease == c->lease && kv->value_len == strlen(k->value) &&
+			          memcmp(kv->value, k->value, kv->value_len) == 0;
+		else if (!k && (k = pub_get(c, kv->key + plen)))
+			queue_push(c, k, false); /* value NULL: delete it */
+	}
+	HASH_ITER(hh, c->pub, k, tmp)
+	{
+		if (k->value && !k->same)
+			queue_push(c, k, false);
+	}
+}
+
+static void *pub_main(void *arg)
+{
+	struct cluster *c = arg;
+	struct pubstate ps = {.ec = etcd_new(c->urls, c->call_ms)};
+
+	pthread_mutex_lock(&c->lock);
+	while (!c->stop && ps.ec) {
+		int64_t now = now_ms();
+
+		if (ps.retry_at > now) {
+			pub_wait(c, ps.retry_at);
+			continue;
+		}
+		if (!c->lease) {
+			int64_t id = 0;
+			int r;
+
+			pthread_mutex_unlock(&c->lock);
+			r = etcd_lease_grant(ps.ec, c->ttl, &id);
+			pthread_mutex_lock(&c->lock);
+			if (r < 0) {
+				pub_failed(c, &ps, "get a lease");
+				continue;
+			}
+			c->lease = id;
+			c->leases++;
+			c->resync = true;
+			ps.ka_at = now_ms() + c->ka_ms;
+			pub_ok(c, &ps);
+			continue;
+		}
+		if (now >= ps.ka_at) {
+			int64_t lease = c->lease, ttl = 0;
+			int r;
+
+			pthread_mutex_unlock(&c->lock);
+			r = etcd_lease_keepalive(ps.ec, lease, &ttl);
+			pthread_mutex_lock(&c->lock);
+			if (r < 0 && r != -ENOENT) {
+				pub_failed(c, &ps, "keep the lease alive");
+				continue;
+			}
+			if (r == -ENOENT || ttl <= 0) {
+				log_warn(
+				    "etcd: lease %lld lost; publishing every service again under a "
+				    "new one",
+				    (long long)lease);
+				c->lease = 0;
+				continue;
+			}
+			ps.ka_at = now_ms() + c->ka_ms;
+			pub_ok(c, &ps);
+			continue;
+		}
+		if (c->resync) {
+			struct etcd_kvs *kvs = NULL;
+			int r;
+
+			pthread_mutex_unlock(&c->lock);
+			r = etcd_range_prefix(ps.ec, c->own_prefix, &kvs);
+			pthread_mutex_lock(&c->lock);
+			if (r < 0) {
+				pub_failed(c, &ps, "read this host's keys");
+				continue;
+			}
+			c->resync = false;
+			c->resyncs++;
+			pub_compare(c, kvs);
+			etcd_kvs_free(kvs);
+			continue;
+		}
+		if (c->qhead) {
+			struct pubkey *k = queue_pop(c);
+			uint64_t gen = k->gen;
+			char *key = concat3(c->own_prefix, k->path, "");
+			char *value = k->value ? strdup(k->value) : NULL;
+			int64_t lease = c->lease;
+			bool put = k->value != NULL;
+			int r = -ENOMEM;
+
+			pthread_mutex_unlock(&c->lock);
+			if (key && (value || !put))
+				r = put ? etcd_put(ps.ec, key, value, strlen(value), lease, NULL)
+				        : etcd_delete(ps.ec, key, NULL);
+			pthread_mutex_lock(&c->lock);
+			free(key);
+			free(value);
+			if (r < 0) {
+				queue_push(c, k, true);
+				pub_failed(c, &ps,
+				           put ? "publish a service" : "unpublish a service");
+				continue;
+			}
+			if (put)
+				c->puts++;
+			else
+				c->deletes++;
+			if (!put && k->gen == gen && !k->queued)
+				pub_drop(c, k);
+			pub_ok(c, &ps);
+			continue;
+		}
+		pub_wait(c, ps.ka_at);
+	}
+	if (ps.ec && c->revoke && c->lease) {
+		int64_t lease = c->lease;
+		struct etcd *rc = etcd_new(c->urls, REVOKE_MS);
+
+		pthread_mutex_unlock(&c->lock);
+		if (rc && etcd_lease_revoke(rc, lease) < 0)
+			log_warn("etcd: cannot revoke lease %lld (%s): this host's services leave "
+			         "other hosts within %u s",
+			         (long long)lease, etcd_errmsg(rc), c->ttl);
+		etcd_free(rc);
+		pthread_mutex_lock(&c->lock);
+		c->lease = 0;
+	}
+	if (!ps.ec)
+		log_err("etcd: out of memory: this host's services are not published");
+	pthread_mutex_unlock(&c->lock);
+	etcd_free(ps.ec);
+	return NULL;
+}
+
+/* ---- mirror ---- */
+
+static void wake_engine(struct cluster *c)
+{
+	uint64_t one = 1;
+	ssize_t n = write(c->fd, &one, sizeof(one));
+	(void)n; /* a full counter already means "readable" */
+}
+
+/* Lock held: KEY (after PREFIX hosts/) now has VALUE (NULL: gone). */
+static void remote_set(struct cluster *c, const char *key, size_t key_len, const char *value,
+                       size_t value_len)
+{
+	struct rkey *k;
+
+	HASH_FIND(hh, c->remote, key, key_len, k);
+	if (!k) {
+		if (!value)
+			return;
+		k = calloc(1, sizeof(*k));
+		if (!k || !(k->key = strndup(key, key_len))) {
+			free(k);
+			log_err("etcd: out of memory mirroring other hosts");
+			return;
+		}
+		HASH_ADD_KEYPTR(hh, c->remote, k->key, key_len, k);
+	} else if (value && k->value && strlen(k->value) == value_len &&
+	           memcmp(k->value, value, value_len) == 0) {
+		k->seen = true;
+		return; /* unchanged */
+	}
+	if (!k->value && value)
+		c->nremote++;
+	else if (k->value && !value)
+		c->nremote--;
+	free(k->value);
+	k->value = value ? strndup(value, value_len) : NULL;
+	k->seen = true;
+	if (!k->dirty) {
+		k->dirty = true;
+		k->next = c->dirty;
+		c->dirty = k;
+		wake_engine(c);
+	}
+}
+
+/* Another host's key: after PREFIX hosts/, not ours, no NUL. */
+static bool remote_key(struct cluster *c, const char *key, size_t len, const char **ret,
+                       size_t *ret_len)
+{
+	size_t hp = strlen(c->hosts_prefix), op = strlen(c->own_prefix);
+
+	if (len <= hp || memcmp(key, c->hosts_prefix, hp) != 0 || memchr(key, '\0', len))
+		return false;
+	if (len >= op && memcmp(key, c->own_prefix, op) == 0)
+		return false;
+	*ret = key + hp;
+	*ret_len = len - hp;
+	return true;
+}
+
+/* Lock held: the range KVS is the whole truth now. */
+static void mirror_apply_range(struct cluster *c, const struct etcd_kvs *kvs)
+{
+	struct rkey *k, *tmp;
+
+	HASH_ITER(hh, c->remote, k, tmp)
+	k->seen = false;
+	for (size_t i = 0; i < kvs->n; i++) {
+		const char *key;
+		size_t len;
+		if (remote_key(c, kvs->kv[i].key, kvs->kv[i].key_len, &key, &len))
+			remote_set(c, key, len, kvs->kv[i].value, kvs->kv[i].value_len);
+	}
+	HASH_ITER(hh, c->remote, k, tmp)
+	{
+		if (!k->seen && k->value)
+			remote_set(c, k->key, strlen(k->key), NULL, 0);
+	}
+	c->revision = kvs->revision;
+}
+
+/* Lock held. */
+static void mirror_up(struct cluster *c)
+{
+	c->mirror_up = true;
+	if (c->unknown) {
+		c->unknown = false;
+		log_info("etcd: reached again; other hosts' services are current");
+		wake_engine(c);
+	}
+}
+
+/* Wait up to MS (-1: forever) for the stop eventfd or FD. True: stop. */
+static bool mirror_wait(struct cluster *c, int fd, int ms)
+{
+	struct pollfd p[2] = {{.fd = c->stop_fd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+	int r = poll(p, fd >= 0 ? 2 : 1, ms);
+	(void)r;
+	return (p[0].revents & POLLIN) != 0;
+}
+
+static void *mirror_main(void *arg)
+{
+	struct cluster *c = arg;
+	struct etcd *ec = etcd_new(c->urls, CALL_MAX_MS);
+	int64_t down_since = 0;
+	int backoff = 0;
+	bool stop = false;
+
+	if (!ec) {
+		log_err("etcd: out of memory: other hosts are not mirrored");
+		return NULL;
+	}
+	while (!stop) {
+		struct etcd_kvs *kvs = NULL;
+		struct etcd_watch *w;
+		int64_t rev;
+		bool compacted = false;
+		int r = etcd_range_prefix(ec, c->hosts_prefix, &kvs);
+
+		pthread_mutex_lock(&c->lock);
+		if (r < 0) {
+			c->mirror_up = false;
+			if (!down_since)
+				down_since = now_ms();
+			if (!c->unknown && now_ms() - down_since >= UNKNOWN_AFTER_MS) {
+				c->unknown = true;
+				log_warn(
+				    "etcd: cannot read other hosts' services (%s); %zu shown as "
+				    "unknown until it answers",
+				    etcd_errmsg(ec), c->nremote);
+				wake_engine(c);
+			}
+			pthread_mutex_unlock(&c->lock);
+			backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+			if (backoff > BACKOFF_MAX_MS)
+				backoff = BACKOFF_MAX_MS;
+			stop = mirror_wait(c, -1, backoff);
+			continue;
+		}
+		backoff = 0;
+		down_since = 0;
+		mirror_apply_range(c, kvs);
+		mirror_up(c);
+		rev = kvs->revision;
+		pthread_mutex_unlock(&c->lock);
+		etcd_kvs_free(kvs);
+
+		w = etcd_watch_new(ec, c->hosts_prefix, rev + 1, 0);
+		if (!w) {
+			log_err("etcd: cannot start a watch: out of memory");
+			stop = mirror_wait(c, -1, BACKOFF_MAX_MS);
+			continue;
+		}
+		while (!stop && !compacted) {
+			int ms = -1;
+			struct etcd_event *ev;
+
+			pthread_mutex_lock(&c->lock);
+			if (down_since && !c->unknown) {
+				int64_t left = down_since + UNKNOWN_AFTER_MS - now_ms();
+				if (left <= 0) {
+					c->unknown = true;
+					log_warn(
+					    "etcd: cut off from every member with a leader; %zu "
+					    "services of other hosts shown as unknown until it "
+					    "answers",
+					    c->nremote);
+					wake_engine(c);
+				} else {
+					ms = (int)left;
+				}
+			}
+			pthread_mutex_unlock(&c->lock);
+			stop = mirror_wait(c, etcd_watch_fd(w), ms);
+			while (!stop && etcd_watch_next(w, &ev) == 0) {
+				const char *key;
+				size_t len;
+
+				pthread_mutex_lock(&c->lock);
+				switch (ev->type) {
+				case ETCD_EV_PUT:
+				case ETCD_EV_DELETE:
+					if (remote_key(c, ev->kv.key, ev->kv.key_len, &key, &len))
+						remote_set(c, key, len,
+						           ev->type == ETCD_EV_PUT ? ev->kv.value
+						                                   : NULL,
+						           ev->kv.value_len);
+					c->revision = ev->revision;
+					break;
+				case ETCD_EV_PROGRESS:
+					c->revision = ev->revision;
+					break;
+				case ETCD_EV_CREATED:
+					down_since = 0;
+					mirror_up(c);
+					break;
+				case ETCD_EV_DISCONNECTED:
+					c->mirror_up = false;
+					if (!down_since)
+						down_since = now_ms();
+					log_debug("etcd: %s", ev->msg ? ev->msg : "watch lost");
+					break;
+				case ETCD_EV_COMPACTED:
+					compacted = true;
+					c->compactions++;
+					log_info(
+					    "etcd: history compacted past revision %lld; reading "
+					    "other hosts' services again",
+					    (long long)ev->revision);
+					break;
+				}
+				pthread_mutex_unlock(&c->lock);
+				etcd_event_free(ev);
+			}
+		}
+		etcd_watch_free(w);
+	}
+	etcd_free(ec);
+	return NULL;
+}
+
+/* ---- engine side ---- */
+
+int cluster_fd(const struct cluster *c)
+{
+	return c->fd;
+}
+
+void cluster_take(struct cluster *c, cluster_change_fn *fn, void *ctx, bool *ret_unknown,
+                  bool *ret_unknown_changed)
+{
+	struct rkey *k, *next;
+	uint64_t v;
+	ssize_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = read(c->fd, &v, sizeof(v));
+	(void)n;
+	for (k = c->dirty, c->dirty = NULL; k; k = next) {
+		char *slash = strchr(k->key, '/');
+
+		next = k->next;
+		k->dirty = false;
+		if (slash && slash[1]) {
+			*slash = '\0';
+			fn(ctx, k->key, slash + 1, k->value);
+			*slash = '/';
+		}
+		if (!k->value) {
+			HASH_DELETE(hh, c->remote, k);
+			free(k->key);
+			free(k);
+		}
+	}
+	*ret_unknown = c->unknown;
+	*ret_unknown_changed = c->unknown != c->unknown_taken;
+	c->unknown_taken = c->unknown;
+	pthread_mutex_unlock(&c->lock);
+}
+
+char *cluster_status_json(struct cluster *c)
+{
+	struct svcfs_buf b;
+
+	svcfs_buf_init(&b);
+	pthread_mutex_lock(&c->lock);
+	svcfs_buf_adds(&b, "{\"host\":");
+	svcfs_buf_add_json_string(&b, c->host, strlen(c->host));
+	svcfs_buf_adds(&b, ",\"endpoints\":");
+	svcfs_buf_add_json_string(&b, c->urls, strlen(c->urls));
+	svcfs_buf_addf(&b,
+	               ",\"lease\":%lld,\"ttl\":%u,\"publishing\":%s,\"published\":%zu,"
+	               "\"puts\":%llu,\"deletes\":%llu,\"leases\":%llu,\"resyncs\":%llu,"
+	               "\"mirror\":\"%s\",\"remote_services\":%zu,\"revision\":%lld,"
+	               "\"compactions\":%llu}",
+	               (long long)c->lease, c->ttl, c->pub_failing ? "\"failing\"" : "\"ok\"",
+	               c->npub, (unsigned long long)c->puts, (unsigned long long)c->deletes,
+	               (unsigned long long)c->leases, (unsigned long long)c->resyncs,
+	               c->unknown     ? "unknown"
+	               : c->mirror_up ? "current"
+	                              : "connecting",
+	               c->nremote, (long long)c->revision, (unsigned long long)c->compactions);
+	pthread_mutex_unlock(&c->lock);
+	return svcfs_buf_steal(&b, NULL);
+}
+
+/* ---- life ---- */
+
+int cluster_start(struct cluster *c)
+{
+	int r = pthread_create(&c->pub_thread, NULL, pub_main, c);
+
+	if (r)
+		return -r;
+	c->pub_started = true;
+	r = pthread_create(&c->mirror_thread, NULL, mirror_main, c);
+	if (r)
+		return -r;
+	c->mirror_started = true;
+	return 0;
+}
+
+void cluster_stop(struct cluster *c, bool revoke)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	pthread_mutex_lock(&c->lock);
+	c->stop = true;
+	c->revoke = revoke;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	n = write(c->stop_fd, &one, sizeof(one));
+	(void)n;
+	if (c->pub_started)
+		pthread_join(c->pub_thread, NULL);
+	if (c->mirror_started)
+		pthread_join(c->mirror_thread, NULL);
+	c->pub_started = c->mirror_started = false;
+}
+
+struct cluster *cluster_free(struct cluster *c)
+{
+	struct pubkey *p, *ptmp;
+	struct rkey *k, *ktmp;
+
+	if (!c)
+		return NULL;
+	cluster_stop(c, false);
+	HASH_ITER(hh, c->pub, p, ptmp)
+	pub_drop(c, p);
+	HASH_ITER(hh, c->remote, k, ktmp)
+	{
+		HASH_DELETE(hh, c->remote, k);
+		free(k->key);
+		free(k->value);
+		free(k);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c->urls);
+	free(c->host);
+	free(c->hosts_prefix);
+	free(c->own_prefix);
+	free(c);
+	return NULL;
+}
