@@ -304,6 +304,67 @@ static void pub_compare(struct cluster *c, const struct etcd_kvs *kvs)
 	}
 }
 
+/*
+ * Lock held: send up to ETCD_TXN_MAX queued keys in one transaction (a
+ * burst — the start, a resync — costs one request per 128 keys, and a
+ * single change one request as before).
+ */
+static void pub_send(struct cluster *c, struct pubstate *ps)
+{
+	struct pubkey *batch[ETCD_TXN_MAX];
+	struct etcd_op ops[ETCD_TXN_MAX];
+	uint64_t gens[ETCD_TXN_MAX];
+	size_t n = 0, plen = strlen(c->own_prefix), nput = 0;
+	int64_t lease = c->lease;
+	int r = 0;
+
+	while (n < ETCD_TXN_MAX && c->qhead) {
+		struct pubkey *k = queue_pop(c);
+		size_t len = strlen(k->path);
+		char *key = malloc(plen + len + 1);
+		char *value = k->value ? strdup(k->value) : NULL;
+
+		if (!key || (k->value && !value)) {
+			free(key);
+			free(value);
+			queue_push(c, k, true);
+			r = -ENOMEM;
+			break;
+		}
+		memcpy(key, c->own_prefix, plen);
+		memcpy(key + plen, k->path, len + 1);
+		batch[n] = k;
+		gens[n] = k->gen;
+		ops[n] = (struct etcd_op){key, value, value ? strlen(value) : 0, !value};
+		nput += value != NULL;
+		n++;
+	}
+	if (n > 0) {
+		pthread_mutex_unlock(&c->lock);
+		r = n == 1 ? (ops[0].del ? etcd_delete(ps->ec, ops[0].key, NULL)
+		                         : etcd_put(ps->ec, ops[0].key, ops[0].value,
+		                                    ops[0].value_len, lease, NULL))
+		           : etcd_txn(ps->ec, ops, n, lease, NULL);
+		pthread_mutex_lock(&c->lock);
+	}
+	for (size_t i = n; i-- > 0;) {
+		struct pubkey *k = batch[i];
+		free((char *)ops[i].key);
+		free((void *)ops[i].value);
+		if (r < 0)
+			queue_push(c, k, true); /* in their order, ahead of the rest */
+		else if (ops[i].del && k->gen == gens[i] && !k->queued)
+			pub_drop(c, k);
+	}
+	if (r < 0) {
+		pub_failed(c, ps, r == -ENOMEM ? "publish (out of memory)" : "publish services");
+		return;
+	}
+	c->puts += nput;
+	c->deletes += n - nput;
+	pub_ok(c, ps);
+}
+
 static void *pub_main(void *arg)
 {
 	struct cluster *c = arg;
@@ -376,34 +437,7 @@ static void *pub_main(void *arg)
 			continue;
 		}
 		if (c->qhead) {
-			struct pubkey *k = queue_pop(c);
-			uint64_t gen = k->gen;
-			char *key = concat3(c->own_prefix, k->path, "");
-			char *value = k->value ? strdup(k->value) : NULL;
-			int64_t lease = c->lease;
-			bool put = k->value != NULL;
-			int r = -ENOMEM;
-
-			pthread_mutex_unlock(&c->lock);
-			if (key && (value || !put))
-				r = put ? etcd_put(ps.ec, key, value, strlen(value), lease, NULL)
-				        : etcd_delete(ps.ec, key, NULL);
-			pthread_mutex_lock(&c->lock);
-			free(key);
-			free(value);
-			if (r < 0) {
-				queue_push(c, k, true);
-				pub_failed(c, &ps,
-				           put ? "publish a service" : "unpublish a service");
-				continue;
-			}
-			if (put)
-				c->puts++;
-			else
-				c->deletes++;
-			if (!put && k->gen == gen && !k->queued)
-				pub_drop(c, k);
-			pub_ok(c, &ps);
+			pub_send(c, &ps);
 			continue;
 		}
 		pub_wait(c, ps.ka_at);

@@ -835,6 +835,64 @@ out:
 	return r;
 }
 
+int etcd_txn(struct etcd *c, const struct etcd_op *ops, size_t n, int64_t lease,
+             int64_t *ret_revision)
+{
+	struct json_object *req = json_object_new_object(), *reply = NULL;
+	struct json_object *success = json_object_new_array();
+	int64_t rev = 0;
+	int r = -ENOMEM;
+
+	if (n == 0 || n > ETCD_TXN_MAX) {
+		snprintf(c->msg, sizeof(c->msg), "etcd txn: %zu operations (1 to %d)", n,
+		         ETCD_TXN_MAX);
+		r = -EINVAL;
+		goto out;
+	}
+	if (!req || !success)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *op = json_object_new_object(), *body = json_object_new_object();
+		bool ok = op && body && json_add_b64(body, "key", ops[i].key, strlen(ops[i].key)) == 0;
+
+		if (ok && !ops[i].del)
+			ok = json_add_b64(body, "value", (const char *)ops[i].value, ops[i].value_len) == 0 &&
+			     (!lease || json_add_i64(body, "lease", lease) == 0);
+		if (ok && json_object_object_add(op, ops[i].del ? "request_delete_range"
+		                                                : "request_put",
+		                                 body) == 0) {
+			body = NULL;
+			ok = json_object_array_add(success, op) == 0;
+			if (ok)
+				op = NULL;
+		} else {
+			ok = false;
+		}
+		json_object_put(body);
+		json_object_put(op);
+		if (!ok)
+			goto out;
+	}
+	if (json_object_object_add(req, "success", success) < 0)
+		goto out;
+	success = NULL;
+	r = request(c, "/v3/kv/txn", req, &reply);
+	if (r < 0)
+		goto out;
+	r = header_revision(reply, &rev);
+	if (r < 0) {
+		snprintf(c->msg, sizeof(c->msg), "etcd txn: bad header in the answer");
+		goto out;
+	}
+	if (ret_revision)
+		*ret_revision = rev;
+out:
+	json_object_put(success);
+	json_object_put(req);
+	json_object_put(reply);
+	return r;
+}
+
 int etcd_compact(struct etcd *c, int64_t revision)
 {
 	struct json_object *req = json_object_new_object(), *reply = NULL;

@@ -91,6 +91,18 @@ int etcd_put(struct etcd *c, const char *key, const void *value, size_t value_le
              int64_t *ret_revision);
 /* Returns the number of keys deleted (0 or 1). */
 int etcd_delete(struct etcd *c, const char *key, int64_t *ret_revision);
+/* One operation of a transaction: put KEY = VALUE, or (DEL) delete KEY. */
+struct etcd_op {
+	const char *key;
+	const void *value;
+	size_t value_len;
+	bool del;
+};
+#define ETCD_TXN_MAX 128 /* etcd's default --max-txn-ops */
+/* Apply OPS (at most ETCD_TXN_MAX, each key once) in one transaction, puts
+ * under LEASE (0: none): all of them or, on an error, none. */
+int etcd_txn(struct etcd *c, const struct etcd_op *ops, size_t n, int64_t lease,
+             int64_t *ret_revision);
 /* Every key starting with PREFIX, read at one revision (in pages). */
 int etcd_range_prefix(struct etcd *c, const char *prefix, struct etcd_kvs **ret_kvs);
 /* Compact the history up to REVISION (for tests and tools). */

@@ -147,6 +147,43 @@ Test(client, lease_put_range_delete)
 	cr_assert_eq(ttl, 0, "a revoked lease is lost");
 }
 
+Test(client, txn_puts_and_deletes_at_once)
+{
+	struct etcd_op ops[ETCD_TXN_MAX];
+	char keys[ETCD_TXN_MAX][32];
+	struct etcd_kvs *kvs;
+	int64_t lease = 0, rev = 0;
+	int r;
+
+	r = etcd_lease_grant(C, 5, &lease);
+	cr_assert_eq(r, 0, "%s", etcd_errmsg(C));
+	put("/txn/gone", "x", 0);
+	for (int i = 0; i < ETCD_TXN_MAX - 1; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "/txn/k%03d", i);
+		ops[i] = (struct etcd_op){keys[i], "v", 1, false};
+	}
+	ops[ETCD_TXN_MAX - 1] = (struct etcd_op){"/txn/gone", NULL, 0, true};
+	r = etcd_txn(C, ops, ETCD_TXN_MAX, lease, &rev);
+	cr_assert_eq(r, 0, "txn: %d %s", r, etcd_errmsg(C));
+	kvs = range("/txn/");
+	cr_assert_eq(kvs->n, ETCD_TXN_MAX - 1, "%zu keys", kvs->n);
+	for (size_t i = 0; i < kvs->n; i++) {
+		cr_assert_eq(kvs->kv[i].lease, lease);
+		cr_assert_eq(kvs->kv[i].mod_revision, rev, "one revision for all");
+		cr_assert_str_eq(kvs->kv[i].value, "v");
+	}
+	etcd_kvs_free(kvs);
+	/* more than etcd takes in one: refused before anything is sent */
+	r = etcd_txn(C, ops, ETCD_TXN_MAX + 1, lease, NULL);
+	cr_assert_eq(r, -EINVAL);
+	/* a revoked lease: the whole transaction fails, nothing is applied */
+	cr_assert_eq(etcd_lease_revoke(C, lease), 0);
+	ops[0] = (struct etcd_op){"/txn/late", "v", 1, false};
+	r = etcd_txn(C, ops, 1, lease, NULL);
+	cr_assert_lt(r, 0, "a put under a revoked lease must fail");
+	cr_assert_eq(count("/txn/"), 0, "the lease's keys went with it, and nothing was added");
+}
+
 Test(client, range_reads_every_page)
 {
 	/* More keys than one page (ETCD_RANGE_PAGE): put them in one request
