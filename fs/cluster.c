@@ -555,6 +555,13 @@ static void mirror_up(struct cluster *c)
 	}
 }
 
+/* 3 TTLs, at least 10 s: a hung member is left about as soon as its lease
+ * holders' keys would expire, and a quiet cluster costs one reconnect then. */
+static int watch_idle_s(const struct cluster *c)
+{
+	return c->ttl * 3 < 10 ? 10 : (int)(c->ttl * 3);
+}
+
 /* Wait up to MS (-1: forever) for the stop eventfd or FD. True: stop. */
 static bool mirror_wait(struct cluster *c, int fd, int ms)
 {
@@ -611,7 +618,10 @@ static void *mirror_main(void *arg)
 		pthread_mutex_unlock(&c->lock);
 		etcd_kvs_free(kvs);
 
-		w = etcd_watch_new(ec, c->hosts_prefix, rev + 1, 0);
+		/* A member that hangs with its connection open sends nothing, not even
+		 * progress notifications (every 10 min by default): a stream quiet
+		 * for WATCH_IDLE is resumed on the next member, from where it was. */
+		w = etcd_watch_new(ec, c->hosts_prefix, rev + 1, watch_idle_s(c));
 		if (!w) {
 			log_err("etcd: cannot start a watch: out of memory");
 			stop = mirror_wait(c, -1, BACKOFF_MAX_MS);
