@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "options.h"
 
@@ -72,6 +73,8 @@ static bool close_to(double a, double b)
 	return fabs(a - b) < 1e-9;
 }
 
+static char poison_text[] = "poison";
+
 static const struct svcfs_options poison = {
     .probe_interval = -7,
     .probe_timeout_ms = 7,
@@ -79,6 +82,11 @@ static const struct svcfs_options poison = {
     .reap = true,
     .poll = -7,
     .max_services = 7,
+    .etcd = poison_text,
+    .host = poison_text,
+    .etcd_prefix = poison_text,
+    .address = poison_text,
+    .etcd_ttl = 7,
 };
 
 /* Field by field: the padding of a struct copy is not defined. */
@@ -86,7 +94,9 @@ static bool same_options(const struct svcfs_options *a, const struct svcfs_optio
 {
 	return a->probe_interval == b->probe_interval &&
 	       a->probe_timeout_ms == b->probe_timeout_ms && a->grace == b->grace &&
-	       a->reap == b->reap && a->poll == b->poll && a->max_services == b->max_services;
+	       a->reap == b->reap && a->poll == b->poll && a->max_services == b->max_services &&
+	       a->etcd == b->etcd && a->host == b->host && a->etcd_prefix == b->etcd_prefix &&
+	       a->address == b->address && a->etcd_ttl == b->etcd_ttl;
 }
 
 /* OPTS must be refused with a message naming NAME, leaving *ret alone. */
@@ -332,4 +342,236 @@ Test(options, message_fits_small_buffer)
 	r = options_parse(&args, &o, small, sizeof(small));
 	cr_assert_eq(r, -EINVAL);
 	cr_assert_eq(small[sizeof(small) - 1], '\0', "the message is cut and terminated");
+}
+
+/* ---- several hosts (SPEC §8): etcd, host, address, etcd_prefix, etcd_ttl ---- */
+
+Test(options, no_etcd_by_default)
+{
+	const char *argv[] = {NULL};
+	struct svcfs_options o = poison;
+	int r = parse_argv(argv, &o);
+
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_null(o.etcd, "this host alone without -o etcd");
+	cr_assert_null(o.host);
+	cr_assert_null(o.etcd_prefix);
+	cr_assert_null(o.address);
+	options_free(&o);
+}
+
+/* -o splits at commas: the URLs after the first continue the etcd= list. */
+Test(options, etcd_list_continues_after_commas)
+{
+	struct svcfs_options o = {0};
+	int r = parse_o("etcd=http://a:1,http://b:2,host=x", &o);
+
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_str_eq(o.etcd, "http://a:1,http://b:2");
+	cr_assert_str_eq(o.host, "x");
+	cr_assert_str_eq(o.address, "x", "the address defaults to the host name");
+	cr_assert_str_eq(left(), "svcfs /backing /mnt", "no URL left for libfuse");
+	options_free(&o);
+}
+
+Test(options, etcd_list_with_https_and_fuse_options)
+{
+	struct svcfs_options o = {0};
+	int r = parse_o("allow_other,etcd=https://a:1,http://b:2,https://c:3,grace=2", &o);
+
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_str_eq(o.etcd, "https://a:1,http://b:2,https://c:3");
+	cr_assert(close_to(o.grace, 2));
+	cr_assert_str_eq(left(), "svcfs -o allow_other /backing /mnt");
+	options_free(&o);
+}
+
+Test(options, etcd_in_separate_o_arguments)
+{
+	const char *argv[] = {"-o", "etcd=http://a:1",  "-o", "host=x", "-o", "etcd=http://b:2",
+	                      "-o", "address=10.0.0.1", NULL};
+	struct svcfs_options o = {0};
+	int r = parse_argv(argv, &o);
+
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_str_eq(o.etcd, "http://a:1,http://b:2", "every etcd= list counts");
+	cr_assert_str_eq(o.host, "x");
+	cr_assert_str_eq(o.address, "10.0.0.1");
+	cr_assert_str_eq(left(), "svcfs /backing /mnt");
+	options_free(&o);
+}
+
+/* a comma fuse_opt was told to keep ("\,") gives one token with both URLs */
+Test(options, etcd_escaped_comma)
+{
+	struct svcfs_options o = {0};
+	int r = parse_o("etcd=http://a:1\\,http://b:2,host=x", &o);
+
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_str_eq(o.etcd, "http://a:1,http://b:2");
+	options_free(&o);
+}
+
+Test(options, etcd_defaults)
+{
+	char hostname[256] = "";
+	struct svcfs_options o = {0};
+	int r;
+
+	cr_assert_eq(gethostname(hostname, sizeof(hostname) - 1), 0);
+	r = parse_o("etcd=http://127.0.0.1:2379", &o);
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_str_eq(o.etcd, "http://127.0.0.1:2379");
+	cr_assert_eq(o.etcd_ttl, 5);
+	cr_assert_eq(o.etcd_ttl, SVCFS_ETCD_TTL_DEFAULT);
+	cr_assert_str_eq(o.etcd_prefix, "/svcfs/");
+	cr_assert_str_eq(o.host, hostname, "the host name defaults to gethostname");
+	cr_assert_str_eq(o.address, hostname, "the address defaults to the host name");
+	options_free(&o);
+}
+
+Test(options, etcd_values)
+{
+	struct svcfs_options o = {0};
+	int r =
+	    parse_o("etcd=http://e:1,host=web1,address=fd00::1,etcd_prefix=/x/y/,etcd_ttl=2", &o);
+
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_str_eq(o.host, "web1");
+	cr_assert_str_eq(o.address, "fd00::1");
+	cr_assert_str_eq(o.etcd_prefix, "/x/y/", "a prefix ending in '/' is kept");
+	cr_assert_eq(o.etcd_ttl, 2);
+	options_free(&o);
+	teardown();
+	setup();
+	r = parse_o("etcd=http://e:1,etcd_ttl=3600,etcd_prefix=/p", &o);
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_eq(o.etcd_ttl, 3600);
+	cr_assert_str_eq(o.etcd_prefix, "/p/", "a prefix gets its trailing '/'");
+	options_free(&o);
+	teardown();
+	setup();
+	r = parse_o("etcd=http://e:1,etcd_prefix=/", &o);
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_str_eq(o.etcd_prefix, "/");
+	options_free(&o);
+}
+
+Test(options, etcd_ttl_invalid)
+{
+	check_invalid("etcd=http://e:1,etcd_ttl=1", "etcd_ttl");
+	check_invalid("etcd=http://e:1,etcd_ttl=0", "etcd_ttl");
+	check_invalid("etcd=http://e:1,etcd_ttl=3601", "etcd_ttl");
+	check_invalid("etcd=http://e:1,etcd_ttl=abc", "etcd_ttl");
+	check_invalid("etcd=http://e:1,etcd_ttl=", "etcd_ttl");
+	check_invalid("etcd=http://e:1,etcd_ttl=2.5", "etcd_ttl");
+	check_invalid("etcd=http://e:1,etcd_ttl=-5", "etcd_ttl");
+}
+
+Test(options, host_invalid)
+{
+	check_invalid("etcd=http://e:1,host=a/b", "host");
+	check_invalid("etcd=http://e:1,host=.x", "host");
+	check_invalid("etcd=http://e:1,host=", "host");
+	check_invalid("etcd=http://e:1,host=a\tb", "host");
+}
+
+Test(options, host_length)
+{
+	char opts[512];
+	int len = (int)strlen("etcd=http://e:1,host=");
+	struct svcfs_options o = {0};
+	int r;
+
+	snprintf(opts, sizeof(opts), "etcd=http://e:1,host=%*s", SVCFS_HOST_MAX + 1, "");
+	memset(opts + len, 'h', SVCFS_HOST_MAX + 1);
+	check_invalid(opts, "host");
+	/* one byte less is the longest name */
+	opts[len + SVCFS_HOST_MAX] = '\0';
+	setup();
+	r = parse_o(opts, &o);
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_eq(strlen(o.host), SVCFS_HOST_MAX);
+	options_free(&o);
+}
+
+Test(options, host_ok)
+{
+	cr_assert(options_host_ok("web1"));
+	cr_assert(options_host_ok("web1.example.com"));
+	cr_assert_not(options_host_ok(""));
+	cr_assert_not(options_host_ok(".web"));
+	cr_assert_not(options_host_ok("a/b"));
+	cr_assert_not(options_host_ok("a\nb"));
+}
+
+Test(options, etcd_invalid)
+{
+	check_invalid("etcd=", "etcd");
+	check_invalid("etcd=ftp://x", "etcd");
+	check_invalid("etcd=x:2379", "etcd");
+	check_invalid("etcd=http://", "etcd");
+	check_invalid("etcd=http://a:1,etcd=ftp://b", "etcd");
+}
+
+Test(options, etcd_too_many_urls)
+{
+	char list[1024] = "etcd=http://e:1";
+	struct svcfs_options o = {0};
+
+	for (int i = 2; i <= 16; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), ",http://e:%d", i);
+	cr_assert_eq(parse_o(list, &o), 0, "16 URLs: %s", err);
+	options_free(&o);
+	teardown();
+	snprintf(list + strlen(list), sizeof(list) - strlen(list), ",http://e:17");
+	check_invalid(list, "etcd");
+}
+
+/* the etcd options are for several hosts: alone they are a mistake */
+Test(options, cluster_options_need_etcd)
+{
+	check_invalid("host=x", "host");
+	check_invalid("address=10.0.0.1", "address");
+	check_invalid("etcd_prefix=/p/", "etcd_prefix");
+	check_invalid("etcd_ttl=10", "etcd_ttl");
+	check_invalid("grace=2,host=x", "etcd");
+}
+
+/* a URL with no etcd= before it */
+Test(options, stray_url)
+{
+	check_invalid("http://x", "http://x");
+	check_invalid("https://x:1,etcd=http://y:2", "https://x:1");
+	check_invalid("etcd=http://a:1,allow_other,http://b:2", "http://b:2");
+	check_invalid("host=h,http://x", "http://x");
+}
+
+Test(options, address_invalid)
+{
+	check_invalid("etcd=http://e:1,address=a b", "address");
+	check_invalid("etcd=http://e:1,address=", "address");
+	check_invalid("etcd=http://e:1,address=a/b", "address");
+	check_invalid("etcd=http://e:1,address=a\"b", "address");
+}
+
+Test(options, etcd_prefix_invalid)
+{
+	check_invalid("etcd=http://e:1,etcd_prefix=svcfs/", "etcd_prefix");
+	check_invalid("etcd=http://e:1,etcd_prefix=", "etcd_prefix");
+	check_invalid("etcd=http://e:1,etcd_prefix=/a\tb", "etcd_prefix");
+}
+
+Test(options, options_free_clears)
+{
+	struct svcfs_options o = {0};
+	int r = parse_o("etcd=http://e:1,host=x", &o);
+
+	cr_assert_eq(r, 0, "%s", err);
+	options_free(&o);
+	cr_assert_null(o.etcd);
+	cr_assert_null(o.host);
+	cr_assert_null(o.etcd_prefix);
+	cr_assert_null(o.address);
+	options_free(&o); /* twice: nothing left to free */
 }
