@@ -708,3 +708,252 @@ Test(render, time_fits_21_bytes)
 	render_time(1795757337, buf, sizeof(buf));
 	cr_assert_str_eq(buf, "2026-11-27T05:28:57Z");
 }
+
+/* ---- several hosts (SPEC §8): what a host publishes, endpoints from afar ---- */
+
+/* render_endpoints of the sidecar TEXT at ADDRESS, as compact JSON ("NULL" for none). */
+static const char *endpoints_of(const char *text, const char *address)
+{
+	static char result[1024];
+	json_object *e;
+
+	json_object_put(meta);
+	meta = text ? sidecar(text) : NULL;
+	e = render_endpoints(meta, address);
+	snprintf(result, sizeof(result), "%s",
+	         e ? json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN |
+	                                                   JSON_C_TO_STRING_NOSLASHESCAPE)
+	           : "NULL");
+	json_object_put(e);
+	return result;
+}
+
+Test(render, endpoints_object_local_addresses_become_the_address)
+{
+	const char *e = endpoints_of("{\"endpoints\":{\"http\":8080,\"a\":\"localhost:9090\","
+	                             "\"b\":\"127.0.0.1:1\",\"c\":\"[::1]:2\",\"d\":\"0.0.0.0:3\","
+	                             "\"e\":\"[::]:4\",\"db\":\"db.example:5432\"}}",
+	                             "10.0.0.5");
+
+	cr_assert_str_eq(e, "{\"http\":\"10.0.0.5:8080\",\"a\":\"10.0.0.5:9090\","
+	                    "\"b\":\"10.0.0.5:1\",\"c\":\"10.0.0.5:2\",\"d\":\"10.0.0.5:3\","
+	                    "\"e\":\"10.0.0.5:4\",\"db\":\"db.example:5432\"}");
+}
+
+Test(render, endpoints_bad_ports_dropped)
+{
+	cr_assert_str_eq(endpoints_of("{\"endpoints\":{\"a\":0,\"b\":70000,\"c\":-1,\"d\":1.5,"
+	                              "\"e\":\"\",\"f\":null,\"g\":[80],\"ok\":65535}}",
+	                              "h"),
+	                 "{\"ok\":\"h:65535\"}");
+	cr_assert_str_eq(endpoints_of("{\"endpoints\":[0,70000,1,true]}", "h"), "[\"h:1\"]");
+}
+
+Test(render, endpoints_array)
+{
+	cr_assert_str_eq(
+	    endpoints_of("{\"endpoints\":[8080,\"localhost:1\",\"x.example:2\"]}", "web1"),
+	    "[\"web1:8080\",\"web1:1\",\"x.example:2\"]");
+}
+
+Test(render, endpoints_port_fallback)
+{
+	cr_assert_str_eq(endpoints_of("{\"port\":8080}", "web1"), "[\"web1:8080\"]");
+	cr_assert_str_eq(endpoints_of("{\"port\":\"localhost:81\"}", "web1"), "[\"web1:81\"]");
+	/* endpoints win over port */
+	cr_assert_str_eq(endpoints_of("{\"endpoints\":[1],\"port\":8080}", "web1"), "[\"web1:1\"]");
+}
+
+Test(render, endpoints_none)
+{
+	cr_assert_str_eq(endpoints_of(NULL, "h"), "NULL");
+	cr_assert_str_eq(endpoints_of("{}", "h"), "NULL");
+	cr_assert_str_eq(endpoints_of("{\"version\":\"1\"}", "h"), "NULL");
+	cr_assert_str_eq(endpoints_of("{\"port\":0}", "h"), "NULL");
+	cr_assert_str_eq(endpoints_of("{\"port\":70000}", "h"), "NULL");
+	cr_assert_str_eq(endpoints_of("{\"endpoints\":\"localhost:1\"}", "h"), "NULL");
+}
+
+Test(render, endpoints_ipv6_address_in_brackets)
+{
+	cr_assert_str_eq(endpoints_of("{\"port\":8080}", "fd00::1"), "[\"[fd00::1]:8080\"]");
+	cr_assert_str_eq(endpoints_of("{\"endpoints\":{\"a\":\"localhost:9\"}}", "fd00::1"),
+	                 "{\"a\":\"[fd00::1]:9\"}");
+	cr_assert_str_eq(endpoints_of("{\"port\":8080}", "[fd00::1]"), "[\"[fd00::1]:8080\"]",
+	                 "an address in brackets already gets none more");
+	cr_assert_str_eq(endpoints_of("{\"port\":8080}", "10.1.2.3"), "[\"10.1.2.3:8080\"]");
+}
+
+/* render_published of IN, parsed back. */
+static json_object *published(const struct render_input *in, const char *host, const char *address)
+{
+	char *text = render_published(in, host, address);
+	json_object *o;
+
+	cr_assert_not_null(text);
+	o = parse_json(text, strlen(text));
+	free(text);
+	cr_assert(json_object_is_type(o, json_type_object));
+	return o;
+}
+
+Test(render, published_fields)
+{
+	struct render_input in = input();
+	json_object *p, *m;
+
+	meta = sidecar("{\"version\":\"2\",\"endpoints\":{\"http\":8080}}");
+	in.meta = meta;
+	in.group = "a/b";
+	p = published(&in, "web1", "10.0.0.5");
+	cr_assert_str_eq(get_str(p, "host"), "web1");
+	cr_assert_str_eq(get_str(p, "name"), "web");
+	cr_assert_str_eq(get_str(p, "group"), "a/b");
+	cr_assert_str_eq(get_str(get(p, "endpoints"), "http"), "10.0.0.5:8080");
+	m = get(p, "meta");
+	cr_assert(json_object_is_type(m, json_type_object));
+	cr_assert_str_eq(get_str(m, "version"), "2");
+	cr_assert_eq(json_object_get_int(get(get(m, "endpoints"), "http")), 8080,
+	             "meta is the sidecar as it is");
+	cr_assert_str_eq(get_str(p, "state"), "alive");
+	cr_assert_str_eq(get_str(p, "since"), "2026-11-27T05:28:57Z");
+	cr_assert(json_object_is_type(get(p, "pid"), json_type_int));
+	cr_assert_eq(json_object_get_int(get(p, "pid")), 4242);
+	cr_assert_eq(json_object_get_int(get(p, "uid")), 1000);
+	cr_assert_eq(json_object_get_int(get(p, "gid")), 1001);
+	cr_assert_not(json_object_object_get_ex(p, "socket", NULL), "no local path published");
+	cr_assert_eq(json_object_object_length(p), 10);
+	json_object_put(p);
+}
+
+Test(render, published_top_level_without_meta)
+{
+	struct render_input in = input();
+	json_object *p;
+
+	in.pid = 0;
+	in.since = 0;
+	in.state = "busy";
+	p = published(&in, "h\"1", "h");
+	cr_assert_str_eq(get_str(p, "host"), "h\"1");
+	cr_assert(json_object_is_type(get(p, "group"), json_type_null));
+	cr_assert(json_object_is_type(get(p, "endpoints"), json_type_null));
+	cr_assert(json_object_is_type(get(p, "meta"), json_type_object));
+	cr_assert_eq(json_object_object_length(get(p, "meta")), 0);
+	cr_assert(json_object_is_type(get(p, "pid"), json_type_null), "pid unknown: null");
+	cr_assert_str_eq(get_str(p, "state"), "busy");
+	cr_assert_str_eq(get_str(p, "since"), "1970-01-01T00:00:00Z");
+	json_object_put(p);
+}
+
+/* Another host's service: in.host set, no socket. */
+static struct render_input remote_input(void)
+{
+	struct render_input in = input();
+
+	in.socket = NULL;
+	in.host = "b";
+	return in;
+}
+
+Test(render, remote_files)
+{
+	const struct view_file_spec *f;
+
+	render(remote_input(), "{\"v\":1}");
+	cr_assert_null(find_file("socket"), "nothing to connect to on this host");
+	f = find_file("host");
+	cr_assert_not_null(f);
+	cr_assert_not(f->link);
+	check_file("host", "b\n");
+	check_file("pid", "4242\n");
+	check_file("uid", "1000\n");
+	check_file("gid", "1001\n");
+	check_file("state", "alive\n");
+	check_file("since", "2026-11-27T05:28:57Z\n");
+	check_file("v", "1\n");
+	cr_assert_not_null(find_file("meta.json"));
+	cr_assert_eq(out.nfiles, 8, "%zu files", out.nfiles);
+}
+
+/* a local service's sidecar may say "host": that is a file like any key */
+Test(render, local_sidecar_host_is_a_key)
+{
+	json_object *m;
+
+	render(input(), "{\"host\":\"x\"}");
+	check_file("host", "x\n");
+	m = meta_json();
+	cr_assert_str_eq(get_str(m, "host"), "x");
+	json_object_put(m);
+}
+
+Test(render, remote_host_wins_over_sidecar)
+{
+	json_object *m;
+
+	render(remote_input(), "{\"host\":\"evil\",\"socket\":\"/evil\",\"pid\":1,\"k\":\"v\"}");
+	check_file("host", "b\n");
+	cr_assert_null(find_file("socket"), "a sidecar key socket is no file either");
+	check_file("pid", "4242\n");
+	check_file("k", "v\n");
+	m = meta_json();
+	cr_assert_str_eq(get_str(m, "host"), "b");
+	cr_assert_not(json_object_object_get_ex(m, "socket", NULL), "no socket in meta.json");
+	cr_assert_eq(json_object_get_int(get(m, "pid")), 4242);
+	cr_assert_str_eq(get_str(m, "k"), "v");
+	json_object_put(m);
+}
+
+Test(render, remote_entry)
+{
+	json_object *e;
+
+	render(remote_input(), NULL);
+	e = entry_json();
+	cr_assert(json_object_is_type(get(e, "socket"), json_type_null));
+	cr_assert_str_eq(get_str(e, "host"), "b");
+	cr_assert_str_eq(get_str(e, "name"), "web");
+	cr_assert_eq(json_object_get_int(get(e, "pid")), 4242);
+	json_object_put(e);
+}
+
+Test(render, remote_targets_from_endpoints_only)
+{
+	json_object *t, *l;
+
+	render(remote_input(),
+	       "{\"endpoints\":{\"http\":\"b.example:8080\",\"g\":\"10.0.0.2:9\"},\"port\":1}");
+	t = target_json();
+	cr_assert_str_eq(targets(t), "b.example:8080 10.0.0.2:9");
+	l = labels_of(t);
+	cr_assert_str_eq(get_str(l, "host"), "b");
+	json_object_put(t);
+}
+
+Test(render, remote_without_endpoints_has_no_targets)
+{
+	json_object *t, *l;
+
+	render(remote_input(), "{\"port\":8080,\"labels\":{\"host\":\"evil\",\"env\":\"prod\"}}");
+	t = target_json();
+	cr_assert_str_eq(targets(t), "", "no unix:// nor localhost target for another host");
+	cr_assert_eq(json_object_array_length(get(t, "targets")), 0);
+	l = labels_of(t);
+	cr_assert_str_eq(get_str(l, "host"), "b", "a sidecar label does not shadow the host");
+	cr_assert_str_eq(get_str(l, "env"), "prod");
+	cr_assert_str_eq(get_str(l, "service"), "web");
+	json_object_put(t);
+}
+
+/* locally a "host" label is the sidecar's own */
+Test(render, local_host_label_from_sidecar)
+{
+	json_object *t, *l;
+
+	render(input(), "{\"labels\":{\"host\":\"x\"}}");
+	t = target_json();
+	l = labels_of(t);
+	cr_assert_str_eq(get_str(l, "host"), "x");
+	json_object_put(t);
+}
