@@ -156,6 +156,20 @@ static const struct rule rules[] = {
     {"reap", VAL_NONE, RULE_SVCFS, NULL},
     {"poll", VAL_REQUIRED, RULE_SVCFS, NULL},
     {"max_services", VAL_REQUIRED, RULE_SVCFS, NULL},
+    /* several hosts (SPEC §8) */
+    {"etcd", VAL_REQUIRED, RULE_SVCFS, NULL},
+    {"host", VAL_REQUIRED, RULE_SVCFS, NULL},
+    {"address", VAL_REQUIRED, RULE_SVCFS, NULL},
+    {"etcd_prefix", VAL_REQUIRED, RULE_SVCFS, NULL},
+    {"etcd_ttl", VAL_REQUIRED, RULE_SVCFS, NULL},
+    /*
+     * etcd=URL,URL: the list splits at its commas like every option list,
+     * so the URLs after the first come as options of their own. Each goes
+     * on as one, in its place; the daemon joins them to the etcd= before
+     * (and refuses one with no etcd= before it).
+     */
+    {"http://", VAL_PREFIX, RULE_SVCFS, NULL},
+    {"https://", VAL_PREFIX, RULE_SVCFS, NULL},
 
     {"mkdir", VAL_OPTIONAL, RULE_MKDIR, NULL},
 

@@ -3,7 +3,8 @@
 # /sbin/mount.fuse.svcfs for the length of the test, makes `mount -t
 # fuse.svcfs`, fstab lines (`mount -T FSTAB -a`, `mount -T FSTAB MOUNTPOINT`)
 # and `umount` work, sorts the options (drops fstab's and systemd's, passes
-# FUSE's and svcfs's, refuses the rest with a line naming the option),
+# FUSE's and svcfs's, the URLs of an etcd= list each as an option of its own,
+# refuses the rest with a line naming the option),
 # answers with mount(8)'s exit codes, creates a missing BACKING only with
 # `mkdir`, mounts nothing with -f, and mounts in another namespace with -N.
 #   mount.sh SVCFS MOUNT.FUSE.SVCFS
@@ -126,6 +127,34 @@ expect_match "mount -v prints the daemon's command line" \
 expect_match "noatime reached the kernel" '(^|,)noatime(,|$)' "$(findmnt -rn -o OPTIONS "$m")"
 umount "$m"
 
+# --- several hosts: etcd=URL,URL ------------------------------------------
+# The list splits at its commas like any option list: each URL goes on as an
+# option of its own and the daemon joins it to the etcd= before. Nothing
+# listens on those ports: etcd down costs nothing local.
+status_of() {
+	/usr/bin/python3 -c 'import os, sys; print(os.getxattr(sys.argv[1], "user.svcfs.status").decode())' "$1" 2>&1
+}
+urls='http://127.0.0.1:1,http://127.0.0.1:2'
+out=$(mount -v -t fuse.svcfs "$b" "$m" -o "etcd=$urls,host=h1,probe_interval=1" 2>&1); st=$?
+expect_eq "two etcd URLs: status" 0 "$st"
+expect_match "two etcd URLs: each URL passed on as it is" \
+	"^mount\\.fuse\\.svcfs: running $svcfs -o (rw,)?etcd=http://127\\.0\\.0\\.1:1,http://127\\.0\\.0\\.1:2,host=h1,probe_interval=1 $b $m\$" "$out"
+status=$(status_of "$m")
+expect_match "two etcd URLs: the daemon has both" \
+	'"etcd":\{"host":"h1","endpoints":"http://127\.0\.0\.1:1,http://127\.0\.0\.1:2"' "$status"
+expect_eq "etcd down: local services are served" "alive" "$(cat "$m/db/state" 2>&1)"
+umount "$m"
+mkdir -p "$work/m4"
+echo "$b  $work/m4  fuse.svcfs  defaults,nofail,etcd=$urls,https://127.0.0.1:3,host=h2,etcd_ttl=3,etcd_prefix=/t,address=10.0.0.9  0 0" \
+	>"$work/fstab-etcd"
+out=$(mount -T "$work/fstab-etcd" "$work/m4" 2>&1); st=$?
+expect_eq "fstab with two etcd URLs: status" 0 "$st"
+status=$(status_of "$work/m4")
+expect_match "fstab with etcd URLs: the daemon has them all" \
+	'"etcd":\{"host":"h2","endpoints":"http://127\.0\.0\.1:1,http://127\.0\.0\.1:2,https://127\.0\.0\.1:3"' "$status"
+expect_match "fstab with etcd URLs: etcd_ttl" '"ttl":3,' "$status"
+umount "$work/m4" 2>/dev/null
+
 # --- fstab: mount -a, mount MOUNTPOINT ------------------------------------
 mkdir -p "$work/m1" "$work/m2" "$work/m3"
 cat >"$work/fstab" <<EOF
@@ -177,6 +206,12 @@ check "debug" 1 "option 'debug' is not supported: .*svcfs -f -d" -t fuse.svcfs "
 check "nosymfollow" 1 "option 'nosymfollow' is not supported" -t fuse.svcfs "$b" "$m" -o nosymfollow
 check "read-only" 1 "-o ro is not supported" -t fuse.svcfs -o ro "$b" "$m"
 check "bad mkdir mode" 1 "invalid value for mkdir: '999'" -t fuse.svcfs "$b" "$m" -o mkdir=999
+check "bad etcd_ttl" 1 "etcd_ttl: '1'" -t fuse.svcfs "$b" "$m" -o etcd=http://127.0.0.1:1,etcd_ttl=1
+check "bad etcd URL" 1 "etcd: 'ftp://x'" -t fuse.svcfs "$b" "$m" -o etcd=ftp://x
+check "host without etcd" 1 "-o host needs -o etcd" -t fuse.svcfs "$b" "$m" -o host=h
+check "a URL without etcd=" 1 "unexpected option 'http://127.0.0.1:1'" \
+	-t fuse.svcfs "$b" "$m" -o http://127.0.0.1:1
+check "etcd without its value" 1 "option 'etcd' needs a value" -t fuse.svcfs "$b" "$m" -o etcd
 # mount failures: 32
 check "missing MOUNTPOINT" 32 "MOUNTPOINT $work/nope: No such file or directory" \
 	-t fuse.svcfs "$b" "$work/nope"
