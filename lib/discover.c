@@ -11,6 +11,13 @@
  * it (svcfs_backing_socket), without liveness: every socket file is a
  * service, in state "unknown", its sidecar and tokens as metadata.
  *
+ * On a mount the library sees this host's services only: another host's
+ * (SPEC §8) are shown as MOUNT/@HOST/[GROUP/]NAME, with no socket to
+ * connect to, and in .services.json as elements with a "host" member. So a
+ * name whose first component below the mount's root starts with '@' is
+ * never found, listed or connected to, and elements with "host" are not
+ * listed (remote_name; watch.c skips the same directories).
+ *
  * Waiting is inotify on the deepest existing directory of the name,
  * re-armed as groups appear; never a polling loop.
  */
@@ -37,6 +44,7 @@
 #define SERVICES_READ_MAX (1024L * 1024 * 1024) /* .services.json: 100 000 big services fit */
 #define SMALL_READ_MAX    4096                  /* pid, uid, state ... */
 #define CONNECT_RETRY_MS  10                    /* a listed service refused: starting or dying */
+#define SVCFS_REMOTE_MARK '@' /* MOUNT/@HOST: another host's services (the daemon's remote.h) */
 
 struct svcfs_info {
 	char *name;
@@ -228,6 +236,18 @@ int svcfs_dir_status(svcfs_dir *d, json_object **ret_status)
 	return 0;
 }
 
+/*
+ * Is NAME below D, on a mount, another host's (MOUNT/@HOST/...)? Its first
+ * component below the mount's root tells: D's own group prefix, else NAME's.
+ * Unknown where the root is (a bind mount of a group): not told, false.
+ */
+static bool remote_name(const svcfs_dir *d, const char *name)
+{
+	if (!d->mount || !d->prefix)
+		return false;
+	return (*d->prefix ? d->prefix[0] : name[0]) == SVCFS_REMOTE_MARK;
+}
+
 /* ---- info ---- */
 
 svcfs_info *svcfs_info_free(svcfs_info *i)
@@ -377,6 +397,8 @@ static int mount_lookup(svcfs_dir *d, const char *name, svcfs_info **ret)
 	ssize_t n;
 	int pfd = -1, sfd = -1, r;
 
+	if (remote_name(d, name))
+		return -ENOENT; /* another host's: nothing here to connect to */
 	r = svcfs_open_parent(d->fd, name, false, &pfd, &last);
 	if (r < 0)
 		goto out;
@@ -629,6 +651,8 @@ static int mount_list_entry(svcfs_dir *d, json_object *e, struct list *l)
 	size_t lp = strlen(d->prefix);
 	int r;
 
+	if (json_object_object_get_ex(e, "host", NULL))
+		return 0; /* another host's service (MOUNT/@HOST/...): "socket" is null */
 	if (!json_object_object_get_ex(e, "name", &jname) ||
 	    !json_object_is_type(jname, json_type_string))
 		return 0;
@@ -640,8 +664,8 @@ static int mount_list_entry(svcfs_dir *d, json_object *e, struct list *l)
 	full = svcfs_path_join(group, name);
 	if (!full)
 		return -ENOMEM;
-	if (strncmp(full, d->prefix, lp) != 0) {
-		free(full);
+	if (strncmp(full, d->prefix, lp) != 0 || full[0] == SVCFS_REMOTE_MARK) {
+		free(full); /* not below D, or a top-level group that lookups would not find */
 		return 0;
 	}
 	i = info_new(full + lp);
@@ -814,6 +838,8 @@ static int socket_addr(svcfs_dir *d, const char *name, int *ret_pfd, struct sock
 	struct stat st;
 	int pfd, r, n;
 
+	if (remote_name(d, name))
+		return -ENOENT; /* another host's: no socket here */
 	r = svcfs_open_parent(d->fd, name, false, &pfd, &last);
 	if (r < 0)
 		return r == -ENOTDIR ? -ENOENT : r;
