@@ -15,6 +15,11 @@
  * directory (every socket file is listed, alive or not) — then list, look
  * up, connect by name, wait for a name, or watch for changes.
  *
+ * libsvcfs sees this host's services, the ones it can connect to. Other
+ * hosts' (svcfs -o etcd, SPEC §8) are on the mount as MOUNT/@HOST/[GROUP/]NAME
+ * (no socket) and in MOUNT/.services.json as elements with a "host" member:
+ * read them there; the client calls below skip them.
+ *
  * Conventions: functions return 0 (or a non-negative value they document)
  * on success and a negative errno on failure; out-parameters named ret_* are
  * written only on success. Every file descriptor the library creates is
@@ -162,21 +167,27 @@ const char *svcfs_dir_path(const svcfs_dir *d);
  * The daemon's own state (an svcfs mount only: -ENOTSUP otherwise), a new
  * json-c object: version, pid, backing, mountpoint, started, uptime,
  * services (live now), watch ("inotify"|"poll"), liveness
- * ("sock_diag"|"connect"), probe_interval, and counters since it started
+ * ("sock_diag"|"connect"), probe_interval, kept, counters since it started
  * (appeared, vanished, events, dumps, queries, connects, health_checks,
- * owner_exits, rescans). Read from the mount root's user.svcfs.status.
+ * owner_exits, rescans) and, with several hosts (-o etcd), an "etcd"
+ * object (host, endpoints, lease, ttl, publishing, published, mirror,
+ * remote_services, revision...). Read from the mount root's
+ * user.svcfs.status.
  */
 int svcfs_dir_status(svcfs_dir *d, json_object **ret_status);
 
 /*
- * Look NAME up: -ENOENT when it is not there (on a mount: not alive).
- * *ret_info is a new object (svcfs_info_free).
+ * Look NAME up: -ENOENT when it is not there (on a mount: not alive, or
+ * another host's: a name below "@HOST/"). *ret_info is a new object
+ * (svcfs_info_free).
  */
 int svcfs_lookup(svcfs_dir *d, const char *name, svcfs_info **ret_info);
 
 /*
  * Every service, groups included, sorted by name. On a mount this is one
- * consistent snapshot. *ret_list is a new array of *ret_count objects
+ * consistent snapshot of this host's services: the elements of
+ * .services.json with a "host" (another host's) and top-level groups named
+ * "@..." are left out. *ret_list is a new array of *ret_count objects
  * (svcfs_list_free).
  */
 int svcfs_list(svcfs_dir *d, svcfs_info ***ret_list, size_t *ret_count);
@@ -241,7 +252,9 @@ struct svcfs_event {
  * the order they happened, per name always APPEARED (CHANGED...) VANISHED.
  * When the kernel's event queue overflows, the directory is read again and
  * the difference reported, so nothing is lost (a CHANGED may then be
- * reported for a service that did not change).
+ * reported for a service that did not change). On a mount, the top-level
+ * directories named "@..." (other hosts', MOUNT/@HOST) are not watched:
+ * their services are never reported.
  */
 int svcfs_watch_new(svcfs_dir *d, unsigned flags, svcfs_watch **ret_watch);
 /* An fd to poll(2)/epoll for POLLIN; then call svcfs_watch_next() until it returns 0. */

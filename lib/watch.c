@@ -13,7 +13,10 @@
  * its parent are appear/vanish (the daemon makes the kernel send them, SPEC
  * §5) and IN_MODIFY of its files, watched in the service directory, is a
  * change. A directory is a service when it holds a regular file meta.json;
- * else it is a group, watched and read in turn.
+ * else it is a group, watched and read in turn. A top-level directory whose
+ * name starts with '@' is another host's (MOUNT/@HOST, SPEC §8): libsvcfs
+ * is about this host's services (discover.c), so it is neither watched nor
+ * read, and nothing in it is reported.
  *
  * On a backing directory a service is a socket file found the way svcfs
  * finds it (svcfs_backing_socket); its sidecars changing (NAME.json,
@@ -52,6 +55,7 @@
 	 IN_ONLYDIR)
 #define MASK_BACKING (MASK_DIR | IN_CLOSE_WRITE)
 #define MASK_SERVICE (IN_MODIFY | IN_ONLYDIR) /* a service directory on a mount */
+#define REMOTE_MARK  '@' /* MOUNT/@HOST: another host's services (as discover.c) */
 
 struct wdir {
 	int wd;
@@ -243,6 +247,21 @@ static int watch_dir(svcfs_watch *w, const char *rel, bool service, unsigned dep
 	return 0;
 }
 
+/*
+ * Mount: is entry NAME of directory REL another host's (below MOUNT/@HOST)?
+ * The first component below the mount's root tells: the watched
+ * directory's group prefix, else REL's, else NAME's. Unknown where the
+ * root is (a bind mount of a group): false.
+ */
+static bool remote_entry(const svcfs_watch *w, const char *rel, const char *name)
+{
+	const char *p = w->d->prefix;
+
+	if (!w->d->mount || !p)
+		return false;
+	return (*p ? p[0] : *rel ? rel[0] : name[0]) == REMOTE_MARK;
+}
+
 /* REL for fstatat() below the watched directory ("" is the directory itself). */
 static const char *at_path(const char *rel)
 {
@@ -371,6 +390,8 @@ static int scan(svcfs_watch *w, const char *rel, unsigned depth, bool emit, bool
 		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue; /* gone meanwhile: its event follows */
 		if (S_ISDIR(st.st_mode)) {
+			if (remote_entry(w, rel, de->d_name))
+				continue;
 			sub = svcfs_path_join(rel, de->d_name);
 			if (!sub) {
 				r = -ENOMEM;
@@ -421,7 +442,8 @@ static int on_mount_event(svcfs_watch *w, struct wdir *x, const struct inotify_e
 			return known_find(w, x->rel) ? saw_service(w, x->rel, true, true) : 0;
 		return 0;
 	}
-	if (!ev->len || !(ev->mask & IN_ISDIR) || svcfs_name_hidden(ev->name))
+	if (!ev->len || !(ev->mask & IN_ISDIR) || svcfs_name_hidden(ev->name) ||
+	    remote_entry(w, x->rel, ev->name))
 		return 0;
 	rel = svcfs_path_join(x->rel, ev->name);
 	if (!rel)
