@@ -770,10 +770,40 @@ static const char *field(json_object *st, const char *key)
 	return json_object_object_get_ex(st, key, &v) ? json_object_get_string(v) : "?";
 }
 
+/*
+ * Several hosts (svcfs -o etcd): the publisher's and the mirror's state,
+ * from the status's "etcd" object (null: the daemon could not tell).
+ */
+static void put_etcd(json_object *etcd)
+{
+	json_object *lease;
+	char id[32];
+
+	if (!json_object_is_type(etcd, json_type_object)) {
+		printf("etcd: state not available\n");
+		return;
+	}
+	if (json_object_object_get_ex(etcd, "lease", &lease) && json_object_get_int64(lease) > 0)
+		snprintf(id, sizeof(id), "%" PRIx64, (uint64_t)json_object_get_int64(lease));
+	else
+		snprintf(id, sizeof(id), "none");
+	/* the lease in hex, as etcdctl shows it */
+	printf("etcd: host %s via %s; lease %s, TTL %ss\n", field(etcd, "host"),
+	       field(etcd, "endpoints"), id, field(etcd, "ttl"));
+	printf("etcd publisher: %s, %s services published; %s puts, %s deletes, %s leases "
+	       "granted, %s resyncs\n",
+	       field(etcd, "publishing"), field(etcd, "published"), field(etcd, "puts"),
+	       field(etcd, "deletes"), field(etcd, "leases"), field(etcd, "resyncs"));
+	printf("etcd mirror: %s at revision %s, %s remote services shown, %s compactions "
+	       "met\n",
+	       field(etcd, "mirror"), field(etcd, "revision"), field(etcd, "remote_services"),
+	       field(etcd, "compactions"));
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {0}};
-	json_object *st = NULL, *up, *kept;
+	json_object *st = NULL, *up, *kept, *etcd;
 	bool json = false;
 	svcfs_dir *d;
 	long secs;
@@ -822,6 +852,8 @@ static int cmd_status(int argc, char **argv)
 			printf("kept for the kernel: %s directories, %s old versions of "
 			       ".services.json/.targets.json\n",
 			       field(kept, "dirs"), field(kept, "aggregate_versions"));
+		if (json_object_object_get_ex(st, "etcd", &etcd))
+			put_etcd(etcd);
 	}
 	json_object_put(st);
 	svcfs_close(d);
