@@ -64,9 +64,9 @@ static struct {
 	bool reaped;
 } B = {.pidfd = -1};
 
-static char prefix[160];           /* this test's etcd_prefix, ends with '/' */
-static svcfs_service *web, *db;    /* a's "web" (in H.backing), b's "db" */
-static svcfs_dir *dir_b;           /* b's mount */
+static char prefix[160];        /* this test's etcd_prefix, ends with '/' */
+static svcfs_service *web, *db; /* a's "web" (in H.backing), b's "db" */
+static svcfs_dir *dir_b;        /* b's mount */
 static svcfs_watch *watch_b;
 
 static long long now_ms(void)
@@ -116,8 +116,8 @@ static bool b_running(void)
 
 static void b_start(const char *opts)
 {
-	const char *argv[] = {bin("SVCFS_BIN", SVCFS_BIN), "-f", "-o", opts, B.backing, B.mnt,
-	                      NULL};
+	const char *argv[] = {
+	    bin("SVCFS_BIN", SVCFS_BIN), "-f", "-o", opts, B.backing, B.mnt, NULL};
 	pid_t parent = getpid(), pid;
 	long long end;
 	int fd;
@@ -230,8 +230,8 @@ static const char *opts_for(const char *host, const char *addr)
 	static char buf[2][1024];
 	static unsigned next;
 	char *out = buf[next++ % 2];
-	int n = snprintf(out, sizeof(buf[0]), "etcd=%s,host=%s,address=%s,etcd_prefix=%s",
-	                 CL.urls, host, addr, prefix);
+	int n = snprintf(out, sizeof(buf[0]), "etcd=%s,host=%s,address=%s,etcd_prefix=%s", CL.urls,
+	                 host, addr, prefix);
 
 	cr_assert(n > 0 && (size_t)n < sizeof(buf[0]), "options too long");
 	return out;
@@ -381,8 +381,8 @@ static void collect(svcfs_watch *w, struct evlog *log, int ms, const char *until
 
 		while ((r = svcfs_watch_next(w, &ev)) > 0) {
 			static const char *const names[] = {"", "appeared", "vanished", "changed"};
-			bool done = until && ev.type == SVCFS_EVENT_APPEARED &&
-			            strcmp(ev.name, until) == 0;
+			bool done =
+			    until && ev.type == SVCFS_EVENT_APPEARED && strcmp(ev.name, until) == 0;
 
 			if (log->n < EV_MAX)
 				snprintf(log->line[log->n++], sizeof(log->line[0]), "%s %s",
