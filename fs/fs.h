@@ -23,6 +23,7 @@ struct svcfs_status_info {
 	bool sock_diag;          /* false: connect probes */
 	struct timespec started; /* CLOCK_REALTIME at mount */
 	struct cluster *cluster; /* -o etcd: its state is shown too; else NULL */
+	struct remote *remote;   /* -o etcd: other hosts' services, not counted as ours */
 };
 
 struct svcfs_fs {

@@ -505,6 +505,7 @@ int main(int argc, char *argv[])
 	    .poll = opt.poll,
 	    .sock_diag = probe_has_diag(engine.probe),
 	    .cluster = engine.cluster,
+	    .remote = engine.remote,
 	};
 	clock_gettime(CLOCK_REALTIME, &fs.status.started);
 

@@ -22,6 +22,7 @@
 
 #include "cluster.h"
 #include "fs.h"
+#include "remote.h"
 #include "svcfs-internal.h"
 
 /* Entry and attribute timeout: kept correct by notify.c's invalidations. */
@@ -254,9 +255,12 @@ static char *status_json(struct svcfs_fs *fs, size_t *ret_len)
 	struct timespec now;
 	char started[32];
 	struct tm tm;
-	size_t kept_nodes, kept_versions;
+	size_t kept_nodes, kept_versions, services = view_service_count(fs->view);
+	size_t remote = si->remote ? remote_count(si->remote) : 0;
 
 	view_kept(fs->view, &kept_nodes, &kept_versions);
+	/* this host's own; other hosts' are counted in "etcd" (read apart: clamp) */
+	services = services > remote ? services - remote : 0;
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&si->started.tv_sec, &tm);
 	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -272,7 +276,7 @@ static char *status_json(struct svcfs_fs *fs, size_t *ret_len)
 	               started,
 	               (double)(now.tv_sec - si->started.tv_sec) +
 	                   (now.tv_nsec - si->started.tv_nsec) / 1e9,
-	               view_service_count(fs->view), si->poll > 0 ? "poll" : "inotify",
+	               services, si->poll > 0 ? "poll" : "inotify",
 	               si->sock_diag ? "sock_diag" : "connect", si->probe_interval);
 	/* left the view, kept until the kernel forgets them (view_kept) */
 	svcfs_buf_addf(&b, ",\"kept\":{\"dirs\":%zu,\"aggregate_versions\":%zu}", kept_nodes,

@@ -24,7 +24,7 @@ struct raw {
 	char *stray;    /* a URL with no etcd= before it */
 };
 
-enum { KEY_ETCD = 1 };
+enum { KEY_ETCD = 1, KEY_CLOSE };
 
 #define OPT(t, p) {t, offsetof(struct raw, p), 1}
 static const struct fuse_opt opts[] = {
@@ -40,6 +40,18 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("etcd=", KEY_ETCD),
 	OPT("reap", reap),
 	OPT("ro", ro),
+	/* fuse_opt runs every template that matches: these end an etcd= list */
+	FUSE_OPT_KEY("probe_interval=", KEY_CLOSE),
+	FUSE_OPT_KEY("probe_timeout=", KEY_CLOSE),
+	FUSE_OPT_KEY("grace=", KEY_CLOSE),
+	FUSE_OPT_KEY("poll=", KEY_CLOSE),
+	FUSE_OPT_KEY("max_services=", KEY_CLOSE),
+	FUSE_OPT_KEY("host=", KEY_CLOSE),
+	FUSE_OPT_KEY("etcd_prefix=", KEY_CLOSE),
+	FUSE_OPT_KEY("etcd_ttl=", KEY_CLOSE),
+	FUSE_OPT_KEY("address=", KEY_CLOSE),
+	FUSE_OPT_KEY("reap", KEY_CLOSE),
+	FUSE_OPT_KEY("ro", KEY_CLOSE),
 	FUSE_OPT_END,
 };
 
@@ -100,6 +112,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		raw->etcd_given = raw->etcd_open = true;
 		return 0;
 	}
+	if (key == KEY_CLOSE) {
+		raw->etcd_open = false;
+		return 0;
+	}
 	if (key == FUSE_OPT_KEY_OPT && is_url(arg)) {
 		if (!raw->etcd_open) {
 			if (!raw->stray)
@@ -152,15 +168,16 @@ static int parse_cluster(struct raw *raw, struct svcfs_options *o, char *err, si
 	}
 	{
 		/* each URL: http(s)://HOST..., the list within the client's bounds */
-		char *list = raw->etcd.data ? raw->etcd.data : "", *save = NULL, *url;
-		char *copy = strdup(list);
+		char *list = raw->etcd.data ? raw->etcd.data : "", *url;
+		char *copy = strdup(list), *rest = copy;
 		size_t n = 0;
 		bool bad = !copy;
 
-		for (url = copy ? strtok_r(copy, ",", &save) : NULL; url && !bad;
-		     url = strtok_r(NULL, ",", &save)) {
+		/* strsep, not strtok: an empty item ("etcd=" twice, ",,") is bad */
+		while (!bad && (url = strsep(&rest, ",")) != NULL) {
 			n++;
-			bad = !is_url(url) || strlen(url) <= strlen("https://") || strlen(url) >= 512;
+			bad = !is_url(url) || !url[strncmp(url, "https://", 8) == 0 ? 8 : 7] ||
+			      strlen(url) >= 512;
 			if (bad)
 				snprintf(err, errsize,
 				         "invalid value for -o etcd: '%s' (expected http://HOST:PORT, "

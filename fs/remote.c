@@ -12,6 +12,7 @@
  * remote service shows state "unknown".
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +58,7 @@ struct remote {
 	uid_t uid;
 	gid_t gid;
 	struct rhost *hosts;
-	size_t count;
+	atomic_size_t count; /* read by the status from any thread */
 	bool unknown;
 };
 
@@ -73,9 +74,9 @@ struct remote *remote_new(struct view *view, uid_t uid, gid_t gid)
 	return r;
 }
 
-size_t remote_count(const struct remote *r)
+size_t remote_count(struct remote *r)
 {
-	return r->count;
+	return atomic_load(&r->count);
 }
 
 /* Control characters of a name made harmless for a log line. */

@@ -21,8 +21,8 @@ struct remote *remote_new(struct view *view, uid_t uid, gid_t gid);
 struct remote *remote_free(struct remote *r);
 /* Take what changed in etcd from C and show it. */
 void remote_update(struct remote *r, struct cluster *c);
-/* Services of other hosts shown. */
-size_t remote_count(const struct remote *r);
+/* Services of other hosts shown (any thread). */
+size_t remote_count(struct remote *r);
 
 /* The prefix of a host's directory: "@HOST". */
 #define REMOTE_HOST_MARK '@'

@@ -408,6 +408,8 @@ json_object *render_endpoints(json_object *meta, const char *address)
 			json_object *e = endpoint_for(v, address);
 			if (e && out)
 				json_object_object_add(out, k, e);
+			else
+				json_object_put(e);
 		}
 	} else if (json_object_is_type(endpoints, json_type_array)) {
 		out = json_object_new_array();
@@ -416,7 +418,16 @@ json_object *render_endpoints(json_object *meta, const char *address)
 			if (e)
 				json_object_array_add(out, e);
 		}
-	} else if (port) {
+	}
+	if (out && ((json_object_is_type(out, json_type_object) &&
+	             json_object_object_length(out) == 0) ||
+	            (json_object_is_type(out, json_type_array) &&
+	             json_object_array_length(out) == 0))) {
+		/* none usable: as for the local targets, "port" then */
+		json_object_put(out);
+		out = NULL;
+	}
+	if (!out && port) {
 		json_object *e = endpoint_for(port, address);
 		if (e) {
 			out = json_object_new_array();

@@ -512,6 +512,19 @@ Test(options, etcd_invalid)
 	check_invalid("etcd=x:2379", "etcd");
 	check_invalid("etcd=http://", "etcd");
 	check_invalid("etcd=http://a:1,etcd=ftp://b", "etcd");
+	/* an empty item, however it comes */
+	check_invalid("etcd=http://a:1,etcd=", "etcd");
+	check_invalid("etcd=http://a:1,etcd=,etcd=http://b:2", "etcd");
+}
+
+Test(options, etcd_shortest_urls)
+{
+	struct svcfs_options o = {0};
+	int r = parse_o("etcd=http://a,https://b", &o);
+
+	cr_assert_eq(r, 0, "%s", err);
+	cr_assert_str_eq(o.etcd, "http://a,https://b");
+	options_free(&o);
 }
 
 Test(options, etcd_too_many_urls)
@@ -545,6 +558,10 @@ Test(options, stray_url)
 	check_invalid("https://x:1,etcd=http://y:2", "https://x:1");
 	check_invalid("etcd=http://a:1,allow_other,http://b:2", "http://b:2");
 	check_invalid("host=h,http://x", "http://x");
+	/* any option ends the list, svcfs's own as libfuse's */
+	check_invalid("etcd=http://a:1,grace=2,http://b:2", "http://b:2");
+	check_invalid("etcd=http://a:1,reap,http://b:2", "http://b:2");
+	check_invalid("etcd=http://a:1,host=h,http://b:2", "http://b:2");
 }
 
 Test(options, address_invalid)

@@ -762,6 +762,12 @@ Test(render, endpoints_port_fallback)
 	cr_assert_str_eq(endpoints_of("{\"port\":\"localhost:81\"}", "web1"), "[\"web1:81\"]");
 	/* endpoints win over port */
 	cr_assert_str_eq(endpoints_of("{\"endpoints\":[1],\"port\":8080}", "web1"), "[\"web1:1\"]");
+	/* ... unless none of them is usable: then port, as for local targets */
+	cr_assert_str_eq(endpoints_of("{\"endpoints\":[],\"port\":8080}", "web1"),
+	                 "[\"web1:8080\"]");
+	cr_assert_str_eq(endpoints_of("{\"endpoints\":{\"a\":0},\"port\":8080}", "web1"),
+	                 "[\"web1:8080\"]");
+	cr_assert_str_eq(endpoints_of("{\"endpoints\":{\"a\":0}}", "web1"), "NULL");
 }
 
 Test(render, endpoints_none)
