@@ -13,9 +13,13 @@
  * TTL, a SIGTERMed one at once (its lease revoked); a killed leader changes
  * nothing; a lost quorum turns remote states "unknown" and costs nothing
  * local, and once etcd is back the states return and what changed locally
- * meanwhile is published. Options without etcd=, or out of range, exit 2
- * naming the option; an etcd that cannot be reached (refused, or silent)
- * costs the local view nothing.
+ * meanwhile is published; a member that hangs is left (README "Faults").
+ * Also: endpoints as other hosts reach them (every documented form), values
+ * svcfs found winning over the sidecar's, a host started late, a host
+ * restarted before its old lease expired, the defaults of host=, address=
+ * and etcd_prefix=. Options without etcd=, or out of range, exit 2 naming
+ * the option; an etcd that cannot be reached (refused, or silent) costs the
+ * local view nothing.
  *
  * Daemon a is the harness's (H.backing, H.mnt); daemon b is started here
  * from the same binary (ROOT/b2, ROOT/m2, ROOT/b.stderr). Teardown stops b,
@@ -1080,23 +1084,31 @@ Test(multihost, quorum_lost_then_back)
 
 Test(multihost, endpoints_addressed_and_found_values_win)
 {
-	json_object *eps, *g, *v;
+	json_object *eps, *g, *v, *meta;
 	char want[32];
 	pid_t web;
 	bool ok;
+	int r;
 
 	start_both(CL.urls, NULL);
 	/* an array; a number, a loopback address, a name that is no loopback */
 	h_write_atomic(
 	    h_b("web.json"),
 	    "{\"endpoints\":[8080,\"127.0.0.1:81\",\"localhost:82\",\"db.example:5432\"],"
-	    "\"host\":\"evil\",\"pid\":1,\"state\":\"dead\"}");
+	    "\"host\":\"evil\",\"pid\":1,\"state\":\"dead\",\".hidden\":1,\"a/b\":2}");
 	web = h_service("web.sock");
 	ok = h_wait_content(mb("@a/web/state"), "alive\n");
 	MUST(ok, "MNT_B/@a/web/state never read \"alive\" (a sidecar state must not win)");
 	cr_assert(h_wait_content(mb("@a/web/host"), "a\n"), "the sidecar's host won");
 	snprintf(want, sizeof(want), "%d\n", (int)web);
 	cr_assert(h_wait_content(mb("@a/web/pid"), want), "the sidecar's pid won");
+	/* keys that are no safe file names: in meta.json only */
+	r = access(mb("@a/web/.hidden"), F_OK);
+	cr_assert(r != 0, "a file for the sidecar key .hidden");
+	meta = h_json_file(mb("@a/web/meta.json"));
+	cr_assert(meta && jint_is(meta, ".hidden", 1) && jint_is(meta, "a/b", 2), "meta.json: %s",
+	          meta ? json_object_to_json_string(meta) : "unreadable");
+	json_object_put(meta);
 	eps = h_json_file(mb("@a/web/endpoints"));
 	cr_assert(json_object_is_type(eps, json_type_array), "endpoints: not an array");
 	cr_assert_eq(json_object_array_length(eps), 4, "%s", json_object_to_json_string(eps));
@@ -1205,6 +1217,43 @@ Test(multihost, host_restarted_keeps_its_services_past_the_old_lease)
 	ok = h_wait_gone(mb("@a/old"));
 	MUST(ok, "MNT_B/@a/old (dead while a was down) still there after the old lease's TTL");
 	cr_assert_eq(etcd_count("hosts/a/old"), 0);
+}
+
+/* ---- defaults: host the machine's name, address the host, prefix /svcfs/ ---- */
+
+Test(multihost, defaults)
+{
+	char opts[1024], host[256] = "", key[512], want[300], path[PATH_MAX];
+	struct etcd_kvs *kvs = NULL;
+	json_object *eps = NULL;
+	bool ok;
+	int r;
+
+	r = gethostname(host, sizeof(host) - 1);
+	cr_assert_eq(r, 0);
+	/* the cluster is the test's own: the default prefix touches nobody */
+	snprintf(opts, sizeof(opts), "etcd=%s", CL.urls);
+	h_mount_opts(opts, NULL);
+	snprintf(opts, sizeof(opts), "etcd=%s,host=b", CL.urls);
+	b_start(opts);
+	h_write_atomic(h_b("web.json"), "{\"endpoints\":{\"http\":8080}}");
+	h_service("web.sock");
+
+	snprintf(path, sizeof(path), "@%s/web/state", host);
+	ok = h_wait_content(mb("%s", path), "alive\n");
+	MUST(ok, "MNT_B/%s never read \"alive\" (host= defaults to the hostname)", path);
+	snprintf(path, sizeof(path), "@%s/web/endpoints", host);
+	eps = h_json_file(mb("%s", path));
+	snprintf(want, sizeof(want), "%s:8080", host);
+	cr_assert(eps && str_is(jstr(eps, "http"), want),
+	          "address= defaults to the host name: endpoints %s",
+	          eps ? json_object_to_json_string(eps) : "unreadable");
+	json_object_put(eps);
+	snprintf(key, sizeof(key), "/svcfs/hosts/%s/web", host);
+	r = etcd_range_prefix(C, key, &kvs);
+	cr_assert_eq(r, 0, "%s", etcd_errmsg(C));
+	cr_assert_eq(kvs->n, 1, "no key %s (etcd_prefix defaults to /svcfs/)", key);
+	etcd_kvs_free(kvs);
 }
 
 /* ---- a member that hangs (SIGSTOP: connections open, no answer) ---- */
