@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cluster.h"
+#include "etcd_cluster.h"
 #include "etcd.h"
 
 #define CALL_TIMEOUT_MS 2000

@@ -52,7 +52,7 @@
 #include <criterion/criterion.h>
 #include <json-c/json.h>
 
-#include "cluster.h"
+#include "etcd_cluster.h"
 #include "etcd.h"
 #include "harness.h"
 

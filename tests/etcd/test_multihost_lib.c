@@ -35,7 +35,7 @@
 #include <json-c/json.h>
 #include <svcfs.h>
 
-#include "cluster.h"
+#include "etcd_cluster.h"
 #include "harness.h"
 
 #ifndef SVCFS_BIN

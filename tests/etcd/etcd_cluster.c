@@ -2,7 +2,7 @@
  * cluster — three etcd members on loopback for the integration tests (see
  * cluster.h).
  */
-#include "cluster.h"
+#include "etcd_cluster.h"
 
 #include <criterion/criterion.h>
 #include <curl/curl.h>

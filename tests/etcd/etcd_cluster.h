@@ -1,5 +1,5 @@
 /*
- * cluster — a real etcd cluster of three members on loopback for the
+ * etcd_cluster — a real etcd cluster of three members on loopback for the
  * client's integration tests: random free ports, data dirs below one temp
  * dir (on /dev/shm when there is one: etcd fsyncs every write), members
  * that can be killed and started again on the same data.
@@ -12,8 +12,8 @@
  * member's output goes to its own log file, printed when a member fails to
  * come up.
  */
-#ifndef SVCFS_TEST_ETCD_CLUSTER_H
-#define SVCFS_TEST_ETCD_CLUSTER_H
+#ifndef SVCFS_TEST_ETCD_ETCD_CLUSTER_H
+#define SVCFS_TEST_ETCD_ETCD_CLUSTER_H
 
 #include <limits.h>
 #include <stdbool.h>
@@ -61,4 +61,4 @@ int cluster_leader(void);
 /* The member whose client URL is URL, or -1. */
 int cluster_member_of(const char *url);
 
-#endif /* SVCFS_TEST_ETCD_CLUSTER_H */
+#endif /* SVCFS_TEST_ETCD_ETCD_CLUSTER_H */
