@@ -139,12 +139,6 @@ struct node {
 	pid_t daemon;
 };
 
-/* Written by a service child, read by the bench after the event. */
-struct shared {
-	_Atomic int64_t t0;
-	_Atomic int err;
-};
-
 /* Everything cleanup must undo. */
 static struct {
 	char top[192]; /* short: BACKING/NAME.sock must fit a sun_path */
@@ -161,33 +155,18 @@ static struct {
 
 const char bench_prog[] = "svcfs-bench-cluster";
 
-static struct shared *shm; /* [0]: the current child, [1]: the anchor */
+static struct bench_service_shm *shm; /* [0]: the current child, [1]: the anchor */
 static bool verbose;
 
 /* ---- logs and cleanup ---- */
 
+/* The end of the log PATH of WHAT ("svcfs a"), on stderr. */
 static void print_log_tail(const char *what, const char *path)
 {
-	char *lines[LOG_TAIL_LINES] = {NULL}, *line = NULL;
-	unsigned long total = 0;
-	size_t cap = 0;
-	FILE *f;
+	char label[PATH_MAX + 64];
 
-	if (!path[0] || !(f = fopen(path, "re")))
-		return;
-	while (getline(&line, &cap, f) > 0) {
-		free(lines[total % LOG_TAIL_LINES]);
-		lines[total % LOG_TAIL_LINES] = strdup(line);
-		total++;
-	}
-	free(line);
-	fclose(f);
-	fprintf(stderr, "%s: last lines of %s (%s):\n", bench_prog, what, path);
-	for (unsigned long i = total < LOG_TAIL_LINES ? 0 : total - LOG_TAIL_LINES; i < total; i++)
-		fprintf(stderr, "  | %s",
-		        lines[i % LOG_TAIL_LINES] ? lines[i % LOG_TAIL_LINES] : "\n");
-	for (unsigned i = 0; i < LOG_TAIL_LINES; i++)
-		free(lines[i]);
+	snprintf(label, sizeof(label), "%s (%s)", what, path);
+	bench_print_log_tail(label, path, LOG_TAIL_LINES);
 }
 
 static void show_logs(void)
@@ -366,71 +345,6 @@ static int start_cluster(const struct config *c)
 
 /* ---- processes ---- */
 
-/* The service child: wait for 'b', then socket/bind/listen on PATH with t0
- * just before bind(); wait again; on anything (or EOF) remove the socket and
- * exit. A crash sample SIGKILLs it instead. */
-_Noreturn static void service_main(const char *path, struct shared *sh)
-{
-	struct sockaddr_un a;
-	char c;
-	int s;
-
-	if (bench_read_byte(3, &c) != 1 || c != 'b')
-		_exit(0);
-	memset(&a, 0, sizeof(a));
-	a.sun_family = AF_UNIX;
-	memcpy(a.sun_path, path, strlen(path) + 1);
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0) {
-		atomic_store(&sh->err, errno);
-		_exit(1);
-	}
-	atomic_store(&sh->t0, bench_now_ns());
-	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 16) < 0) {
-		atomic_store(&sh->err, errno);
-		_exit(1);
-	}
-	bench_read_byte(3, &c);
-	unlink(path);
-	close(s);
-	_exit(0);
-}
-
-/* A service child for PATH reporting to SH, waiting for 'b' on *RET_CTL. */
-static int spawn_service(const char *path, struct shared *sh, pid_t *ret_pid, int *ret_ctl)
-{
-	pid_t parent = getpid(), pid;
-	int p[2];
-
-	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		fprintf(stderr, "%s: %s: too long for a socket address; use --dir\n", bench_prog,
-		        path);
-		return -1;
-	}
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		fprintf(stderr, "%s: pipe: %s\n", bench_prog, strerror(errno));
-		return -1;
-	}
-	atomic_store(&sh->t0, 0);
-	atomic_store(&sh->err, 0);
-	pid = fork();
-	if (pid < 0) {
-		fprintf(stderr, "%s: fork: %s\n", bench_prog, strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		bench_child_reset(parent, SIGKILL);
-		bench_child_fds(p[0]);
-		service_main(path, sh);
-	}
-	close(p[0]);
-	*ret_pid = pid;
-	*ret_ctl = p[1];
-	return 0;
-}
-
 static int start_node(const struct config *c, struct node *n)
 {
 	char opts[1024], why[128];
@@ -481,7 +395,7 @@ static int start_anchor(void)
 
 	snprintf(path, sizeof(path), "%s/anchor.sock", st.a.backing);
 	snprintf(view, sizeof(view), "%s/@a/anchor", st.b.mnt);
-	if (spawn_service(path, &shm[1], &st.anchor, &st.anchor_ctl) < 0 ||
+	if (bench_service_spawn(path, &shm[1], &st.anchor, &st.anchor_ctl) < 0 ||
 	    bench_write_all(st.anchor_ctl, "b", 1) < 0)
 		return -1;
 	while (!bench_got_stop) {
@@ -603,7 +517,7 @@ static int sample_svcfs(const struct config *c, unsigned i, unsigned *consecutiv
 	snprintf(name, sizeof(name), "s%u", i);
 	snprintf(path, sizeof(path), "%s/%s.sock", st.a.backing, name);
 	snprintf(view, sizeof(view), "%s/@a/%s", st.b.mnt, name);
-	if (spawn_service(path, &shm[0], &st.child, &st.ctl) < 0)
+	if (bench_service_spawn(path, &shm[0], &st.child, &st.ctl) < 0)
 		return -1;
 	bench_sleep_ms(c->pause_ms);
 	drain_events();
@@ -768,27 +682,6 @@ static size_t record_size(void)
 
 /* ---- report ---- */
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double pct_us(const int64_t *v, unsigned n, double q)
-{
-	unsigned k;
-
-	if (!n)
-		return 0;
-	k = (unsigned)((double)n * q + 0.999999);
-	if (k < 1)
-		k = 1;
-	if (k > n)
-		k = n;
-	return (double)v[k - 1] / 1e3;
-}
-
 static const char *fmt_us(double us, char *buf, size_t len)
 {
 	if (us >= 10000)
@@ -830,7 +723,7 @@ static void report(const struct config *c, size_t size)
 	bench_svcfs_version(c->svcfs, version, sizeof(version));
 	first_line_of(c->etcd, etcd_version, sizeof(etcd_version));
 	for (int f = 0; f < NFIGS; f++)
-		qsort(figs[f].ns, figs[f].n, sizeof(int64_t), cmp_i64);
+		qsort(figs[f].ns, figs[f].n, sizeof(int64_t), bench_cmp_i64);
 
 	printf("svcfs-bench-cluster\n");
 	printf("machine:  Linux %s %s, nproc %d, %s\n", u.release, u.machine, nproc, cpu);
@@ -850,12 +743,13 @@ static void report(const struct config *c, size_t size)
 		char a[32], b[32], r[40] = "-";
 
 		if (ref && g->n && ref->n)
-			snprintf(r, sizeof(r), "%.2fx / %.2fx",
-			         pct_us(g->ns, g->n, 0.5) / pct_us(ref->ns, ref->n, 0.5),
-			         pct_us(g->ns, g->n, 0.99) / pct_us(ref->ns, ref->n, 0.99));
+			snprintf(
+			    r, sizeof(r), "%.2fx / %.2fx",
+			    bench_pct_us(g->ns, g->n, 0.5) / bench_pct_us(ref->ns, ref->n, 0.5),
+			    bench_pct_us(g->ns, g->n, 0.99) / bench_pct_us(ref->ns, ref->n, 0.99));
 		printf("%-14s %-50s %5u %10s %10s %16s\n", g->key, g->what, g->n,
-		       g->n ? fmt_us(pct_us(g->ns, g->n, 0.5), a, sizeof(a)) : "-",
-		       g->n ? fmt_us(pct_us(g->ns, g->n, 0.99), b, sizeof(b)) : "-", r);
+		       g->n ? fmt_us(bench_pct_us(g->ns, g->n, 0.5), a, sizeof(a)) : "-",
+		       g->n ? fmt_us(bench_pct_us(g->ns, g->n, 0.99), b, sizeof(b)) : "-", r);
 	}
 	printf("\n");
 	for (int f = 0; f < NFIGS; f++)
@@ -864,12 +758,14 @@ static void report(const struct config *c, size_t size)
 			       figs[f].key, figs[f].missing, figs[f].check_fail);
 	if (figs[F_REMOTE_APPEAR].n && figs[F_LOCAL_APPEAR].n && figs[F_ETCD_PUT].n) {
 		char a[32], b[32];
-		double extra = pct_us(figs[F_REMOTE_APPEAR].ns, figs[F_REMOTE_APPEAR].n, 0.5) -
-		               pct_us(figs[F_LOCAL_APPEAR].ns, figs[F_LOCAL_APPEAR].n, 0.5);
+		double extra =
+		    bench_pct_us(figs[F_REMOTE_APPEAR].ns, figs[F_REMOTE_APPEAR].n, 0.5) -
+		    bench_pct_us(figs[F_LOCAL_APPEAR].ns, figs[F_LOCAL_APPEAR].n, 0.5);
 
 		printf("remote-appear p50 - local-appear p50 = %s (etcd-put p50 alone: %s)\n",
 		       fmt_us(extra, a, sizeof(a)),
-		       fmt_us(pct_us(figs[F_ETCD_PUT].ns, figs[F_ETCD_PUT].n, 0.5), b, sizeof(b)));
+		       fmt_us(bench_pct_us(figs[F_ETCD_PUT].ns, figs[F_ETCD_PUT].n, 0.5), b,
+		              sizeof(b)));
 	}
 }
 

@@ -175,12 +175,6 @@ struct figure {
 	char note[512];
 };
 
-/* Written by a service child, read by the bench after the event. */
-struct shared {
-	_Atomic int64_t t0;
-	_Atomic int err;
-};
-
 /* Everything cleanup must undo. */
 static struct {
 	char top[192]; /* short: BACKING/NAME.sock must fit a sun_path */
@@ -196,7 +190,7 @@ static struct {
 
 const char bench_prog[] = "svcfs-bench-latency";
 
-static struct shared *shm; /* POLL_BATCH slots; shm[0] for the single child */
+static struct bench_service_shm *shm; /* POLL_BATCH slots; shm[0] for the single child */
 static volatile sig_atomic_t got_alarm;
 static bool verbose;
 
@@ -243,37 +237,6 @@ static void describe_status(int status, char *buf, size_t len)
 
 /* ---- cleanup ---- */
 
-static void print_log_tail(void)
-{
-	FILE *f;
-	unsigned keep = verbose ? LOG_VERBOSE_LINES : LOG_TAIL_LINES;
-	char **lines = calloc(keep, sizeof(*lines));
-	char *line = NULL;
-	size_t cap = 0;
-	unsigned long total = 0;
-
-	if (!lines)
-		return;
-	if (!st.log[0] || !(f = fopen(st.log, "re"))) {
-		free(lines);
-		return;
-	}
-	while (getline(&line, &cap, f) > 0) {
-		free(lines[total % keep]);
-		lines[total % keep] = strdup(line);
-		total++;
-	}
-	free(line);
-	fclose(f);
-	fprintf(stderr, "svcfs-bench-latency: last %lu of %lu lines of the daemon's log:\n",
-	        total < keep ? total : keep, total);
-	for (unsigned long i = total < keep ? 0 : total - keep; i < total; i++)
-		fprintf(stderr, "  | %s", lines[i % keep] ? lines[i % keep] : "\n");
-	for (unsigned i = 0; i < keep; i++)
-		free(lines[i]);
-	free(lines);
-}
-
 /* Undo everything the current figure set up. Safe to call twice. */
 static void cleanup(struct figure *f, bool show_log)
 {
@@ -308,7 +271,8 @@ static void cleanup(struct figure *f, bool show_log)
 		f->umount_fallback = true;
 	bench_kill_and_reap(&st.helper);
 	if (show_log)
-		print_log_tail();
+		bench_print_log_tail("the daemon's log", st.log,
+		                     verbose ? LOG_VERBOSE_LINES : LOG_TAIL_LINES);
 	if (st.top[0])
 		bench_rm_tree(st.top);
 	st.top[0] = st.backing[0] = st.mnt[0] = st.log[0] = '\0';
@@ -321,69 +285,9 @@ static void cleanup_at_exit(void)
 
 /* ---- processes ---- */
 
-/* The service child: wait for 'b', then socket/bind/listen on PATH with t0
- * just before bind(); wait again; on anything (or EOF) remove the socket and
- * exit. A crash sample SIGKILLs it instead. */
-static void service_main(const char *path, struct shared *sh)
-{
-	struct sockaddr_un a;
-	char c;
-	int s;
-
-	if (bench_read_byte(3, &c) != 1 || c != 'b')
-		_exit(0);
-	memset(&a, 0, sizeof(a));
-	a.sun_family = AF_UNIX;
-	memcpy(a.sun_path, path, strlen(path) + 1);
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0) {
-		atomic_store(&sh->err, errno);
-		_exit(1);
-	}
-	atomic_store(&sh->t0, bench_now_ns());
-	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 16) < 0) {
-		atomic_store(&sh->err, errno);
-		_exit(1);
-	}
-	bench_read_byte(3, &c);
-	unlink(path);
-	close(s);
-	_exit(0);
-}
-
-/* A service child for PATH reporting to SH, waiting for 'b' on *RET_CTL. */
-static int spawn_service_slot(const char *path, struct shared *sh, pid_t *ret_pid, int *ret_ctl)
-{
-	pid_t parent = getpid(), pid;
-	int p[2];
-
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		perror("svcfs-bench-latency: pipe");
-		return -1;
-	}
-	atomic_store(&sh->t0, 0);
-	atomic_store(&sh->err, 0);
-	pid = fork();
-	if (pid < 0) {
-		perror("svcfs-bench-latency: fork");
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		bench_child_reset(parent, SIGKILL);
-		bench_child_fds(p[0]);
-		service_main(path, sh);
-	}
-	close(p[0]);
-	*ret_pid = pid;
-	*ret_ctl = p[1];
-	return 0;
-}
-
 static int spawn_service(const char *path)
 {
-	return spawn_service_slot(path, &shm[0], &st.child, &st.ctl);
+	return bench_service_spawn(path, &shm[0], &st.child, &st.ctl);
 }
 
 /* Ask the current child to remove its socket and exit; reap it. */
@@ -1104,7 +1008,7 @@ static int run_poll(const struct config *c, struct figure *fa, struct figure *fc
 			snprintf(name, sizeof(name), "p%u", base + i);
 			service_path(path, sizeof(path), name);
 			slots[i] = (struct poll_slot){.state = P_BIND_AT, .index = base + i};
-			if (spawn_service_slot(path, &shm[i], &st.batch[i], &st.batch_ctl[i]) < 0)
+			if (bench_service_spawn(path, &shm[i], &st.batch[i], &st.batch_ctl[i]) < 0)
 				return -1;
 		}
 		bench_sleep_ms(c->pause_ms);
@@ -1238,28 +1142,6 @@ static void loadavg(char *buf, size_t len)
 			snprintf(buf, len, "%.2f %.2f %.2f", a, b, c);
 		fclose(f);
 	}
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank. */
-static double pct_us(const int64_t *v, unsigned n, double q)
-{
-	unsigned k;
-
-	if (!n)
-		return 0;
-	k = (unsigned)((double)n * q + 0.999999);
-	if (k < 1)
-		k = 1;
-	if (k > n)
-		k = n;
-	return (double)v[k - 1] / 1e3;
 }
 
 static const char *fs_name(const char *path, char *buf, size_t len)
@@ -1411,8 +1293,8 @@ static const char *fmt_ratio(const struct figure *f, const struct figure *ref, c
 		snprintf(buf, len, "-");
 	else
 		snprintf(buf, len, "%.2fx / %.2fx",
-		         pct_us(f->ns, f->n, 0.5) / pct_us(ref->ns, ref->n, 0.5),
-		         pct_us(f->ns, f->n, 0.99) / pct_us(ref->ns, ref->n, 0.99));
+		         bench_pct_us(f->ns, f->n, 0.5) / bench_pct_us(ref->ns, ref->n, 0.5),
+		         bench_pct_us(f->ns, f->n, 0.99) / bench_pct_us(ref->ns, ref->n, 0.99));
 	return buf;
 }
 
@@ -1421,8 +1303,8 @@ static void json_ratio(const char *key, const struct figure *f, const struct fig
 	if (!ref || !f->n || !ref->n)
 		return;
 	printf(",\"%s_p50\":%.3f,\"%s_p99\":%.3f", key,
-	       pct_us(f->ns, f->n, 0.5) / pct_us(ref->ns, ref->n, 0.5), key,
-	       pct_us(f->ns, f->n, 0.99) / pct_us(ref->ns, ref->n, 0.99));
+	       bench_pct_us(f->ns, f->n, 0.5) / bench_pct_us(ref->ns, ref->n, 0.5), key,
+	       bench_pct_us(f->ns, f->n, 0.99) / bench_pct_us(ref->ns, ref->n, 0.99));
 }
 
 static void report_json(const struct config *c, const struct figure *figs, size_t nfigs,
@@ -1486,9 +1368,9 @@ static void report_json(const struct config *c, const struct figure *figs, size_
 		if (f->n)
 			printf(",\"min_us\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
 			       "\"max_us\":%.1f",
-			       pct_us(f->ns, f->n, 0), pct_us(f->ns, f->n, 0.5),
-			       pct_us(f->ns, f->n, 0.9), pct_us(f->ns, f->n, 0.99),
-			       pct_us(f->ns, f->n, 1));
+			       bench_pct_us(f->ns, f->n, 0), bench_pct_us(f->ns, f->n, 0.5),
+			       bench_pct_us(f->ns, f->n, 0.9), bench_pct_us(f->ns, f->n, 0.99),
+			       bench_pct_us(f->ns, f->n, 1));
 		json_ratio("vs_dbus", f, ref_dbus(figs, nfigs, f));
 		json_ratio("vs_inotify", f, ref_inotify(figs, nfigs, f));
 		if (f->mounted && f->ran) {
@@ -1574,11 +1456,11 @@ static void report_targets(const struct figure *figs, size_t nfigs)
 		if ((f->kind != K_APPEAR && f->kind != K_CRASH) || !f->n)
 			continue;
 		figure_label(f, label, sizeof(label));
-		p50 = pct_us(f->ns, f->n, 0.5);
-		p99 = pct_us(f->ns, f->n, 0.99);
+		p50 = bench_pct_us(f->ns, f->n, 0.5);
+		p99 = bench_pct_us(f->ns, f->n, 0.99);
 		printf("  %-22s p50 %s", label, fmt_us(p50, a, sizeof(a)));
 		if (d) {
-			double dp50 = pct_us(d->ns, d->n, 0.5);
+			double dp50 = bench_pct_us(d->ns, d->n, 0.5);
 
 			printf(" = %.2fx D-Bus's %s (target %s): %s", p50 / dp50,
 			       fmt_us(dp50, b, sizeof(b)),
@@ -1617,7 +1499,7 @@ static void report(const struct config *c, struct figure *figs, size_t nfigs,
 		snprintf(counts + strlen(counts), sizeof(counts) - strlen(counts), "%s%u",
 		         i ? (i + 1 == c->nservices ? " and " : ", ") : "", c->services[i]);
 	for (size_t i = 0; i < nfigs; i++)
-		qsort(figs[i].ns, figs[i].n, sizeof(int64_t), cmp_i64);
+		qsort(figs[i].ns, figs[i].n, sizeof(int64_t), bench_cmp_i64);
 
 	if (c->json) {
 		report_json(c, figs, nfigs, ml, opts, version, dbus_version, cpu, fs);
@@ -1655,8 +1537,8 @@ static void report(const struct config *c, struct figure *figs, size_t nfigs,
 			       f->not_built ? "not built" : "-", "-", "-", "-");
 		} else {
 			printf("%-22s %-46s %5u %10s %10s %18s %18s\n", label, f->what, f->n,
-			       fmt_us(pct_us(f->ns, f->n, 0.5), a, sizeof(a)),
-			       fmt_us(pct_us(f->ns, f->n, 0.99), b, sizeof(b)),
+			       fmt_us(bench_pct_us(f->ns, f->n, 0.5), a, sizeof(a)),
+			       fmt_us(bench_pct_us(f->ns, f->n, 0.99), b, sizeof(b)),
 			       fmt_ratio(f, ref_dbus(figs, nfigs, f), r1, sizeof(r1)),
 			       fmt_ratio(f, ref_inotify(figs, nfigs, f), r2, sizeof(r2)));
 		}

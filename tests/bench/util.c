@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -273,6 +274,70 @@ _Noreturn void bench_serve(const int *fds, unsigned n)
 	}
 }
 
+/* ---- the timed service child ---- */
+
+_Noreturn static void service_main(const char *path, struct bench_service_shm *sh)
+{
+	struct sockaddr_un a;
+	char c;
+	int s;
+
+	if (bench_read_byte(3, &c) != 1 || c != 'b')
+		_exit(0);
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		atomic_store(&sh->err, errno);
+		_exit(1);
+	}
+	atomic_store(&sh->t0, bench_now_ns());
+	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 16) < 0) {
+		atomic_store(&sh->err, errno);
+		_exit(1);
+	}
+	bench_read_byte(3, &c);
+	unlink(path);
+	close(s);
+	_exit(0);
+}
+
+int bench_service_spawn(const char *path, struct bench_service_shm *sh, pid_t *ret_pid,
+                        int *ret_ctl)
+{
+	pid_t parent = getpid(), pid;
+	int p[2];
+
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		fprintf(stderr, "%s: %s: too long for a socket address; use --dir\n", bench_prog,
+		        path);
+		return -1;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		fprintf(stderr, "%s: pipe: %s\n", bench_prog, strerror(errno));
+		return -1;
+	}
+	atomic_store(&sh->t0, 0);
+	atomic_store(&sh->err, 0);
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "%s: fork: %s\n", bench_prog, strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		bench_child_reset(parent, SIGKILL);
+		bench_child_fds(p[0]);
+		service_main(path, sh);
+	}
+	close(p[0]);
+	*ret_pid = pid;
+	*ret_ctl = p[1];
+	return 0;
+}
+
 /* ---- the machine ---- */
 
 int bench_check_svcfs(const char *svcfs)
@@ -435,6 +500,59 @@ int bench_svcfs_stop(pid_t *daemon, const char *mnt, unsigned term_timeout_ms,
 	if (ex.forced || ex.detached || !WIFEXITED(ex.status) || WEXITSTATUS(ex.status) != 0)
 		return -1;
 	return 0;
+}
+
+/* ---- logs and figures ---- */
+
+void bench_print_log_tail(const char *what, const char *path, unsigned keep)
+{
+	char **lines = calloc(keep, sizeof(*lines));
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned long total = 0;
+	FILE *f;
+
+	if (!lines)
+		return;
+	if (!path[0] || !(f = fopen(path, "re"))) {
+		free(lines);
+		return;
+	}
+	while (getline(&line, &cap, f) > 0) {
+		free(lines[total % keep]);
+		lines[total % keep] = strdup(line);
+		total++;
+	}
+	free(line);
+	fclose(f);
+	fprintf(stderr, "%s: last %lu of %lu lines of %s:\n", bench_prog,
+	        total < keep ? total : keep, total, what);
+	for (unsigned long i = total < keep ? 0 : total - keep; i < total; i++)
+		fprintf(stderr, "  | %s", lines[i % keep] ? lines[i % keep] : "\n");
+	for (unsigned i = 0; i < keep; i++)
+		free(lines[i]);
+	free(lines);
+}
+
+int bench_cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+double bench_pct_us(const int64_t *v, unsigned n, double q)
+{
+	unsigned k;
+
+	if (!n)
+		return 0;
+	k = (unsigned)((double)n * q + 0.999999);
+	if (k < 1)
+		k = 1;
+	if (k > n)
+		k = n;
+	return (double)v[k - 1] / 1e3;
 }
 
 /* ---- options ---- */

@@ -1,7 +1,8 @@
 /*
  * What the benchmarks share (svcfs-bench-latency with its D-Bus baseline,
- * svcfs-bench-tree): time, signals and a stop flag, forked children that die
- * with the bench, the svcfs daemon's start, mount and stop, cleanup, and
+ * svcfs-bench-tree, svcfs-bench-cluster): time, signals and a stop flag,
+ * forked children that die with the bench, the timed service child, the
+ * svcfs daemon's start, mount and stop, logs, percentiles, cleanup, and
  * option parsing. Messages start with bench_prog, which each program
  * defines; everything here runs in the bench's one thread.
  */
@@ -9,6 +10,7 @@
 #define SVCFS_BENCH_UTIL_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +62,20 @@ void bench_kill_and_reap(pid_t *pid);
 /* Reap *PID (when > 0), SIGKILLed if it has not exited within MS; *PID = 0. */
 void bench_reap(pid_t *pid, unsigned ms);
 
+/* What a service child of bench_service_spawn tells the bench; in memory
+ * shared with it (mmap MAP_SHARED), read after the event. */
+struct bench_service_shm {
+	_Atomic int64_t t0; /* just before bind() */
+	_Atomic int err;    /* errno of a failed socket, bind or listen */
+};
+
+/* Fork a service child for the socket PATH reporting to SH: it waits for
+ * 'b' on the pipe *RET_CTL, then socket(), bind() (t0 just before), listen();
+ * on anything more (or end of file) it removes the socket and exits. A crash
+ * sample SIGKILLs it instead. 0, or -1 (said on stderr). */
+int bench_service_spawn(const char *path, struct bench_service_shm *sh, pid_t *ret_pid,
+                        int *ret_ctl);
+
 /* Is PATH a mount point of TYPE ("fuse.svcfs")? Reads /proc, never PATH. */
 bool bench_mounted(const char *path, const char *type);
 /* rm -rf PATH, never into a mount that is still there. */
@@ -108,6 +124,16 @@ struct bench_svcfs_exit {
  * NULL. */
 int bench_svcfs_stop(pid_t *daemon, const char *mnt, unsigned term_timeout_ms,
                      struct bench_svcfs_exit *ret);
+
+/* The last KEEP (> 0) lines of the file PATH (nothing when it is "" or
+ * cannot be opened) on stderr, after a line that names WHAT. */
+void bench_print_log_tail(const char *what, const char *path, unsigned keep);
+
+/* qsort comparison of two int64_t. */
+int bench_cmp_i64(const void *a, const void *b);
+/* The Q quantile (0.5: the median) of the N sorted nanosecond values V in
+ * microseconds, by nearest rank; 0 when N is 0. */
+double bench_pct_us(const int64_t *v, unsigned n, double q);
 
 /* S as a number from MIN to MAX into *OUT: 0, or -1 (said on stderr, naming
  * the option OPT). */
