@@ -59,7 +59,7 @@ static void describe_status(int st, char *buf, size_t size);
 
 /* ---- small utilities ---- */
 
-static long long now_ms(void)
+long long h_now_ms(void)
 {
 	struct timespec ts;
 
@@ -185,10 +185,10 @@ static bool is_our_child(int fd)
 static bool pidfd_ended(int fd, int ms)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
-	long long end = now_ms() + ms;
+	long long end = h_now_ms() + ms;
 
 	for (;;) {
-		int left = (int)(end - now_ms());
+		int left = (int)(end - h_now_ms());
 		int r = poll(&p, 1, left > 0 ? left : 0);
 		if (r > 0)
 			return true;
@@ -617,32 +617,36 @@ void h_mount(void)
 	h_mount_opts(NULL, NULL);
 }
 
-void h_mount_opts(const char *opts, const char *backing_arg)
+/*
+ * Fork and exec svcfs -f [-o OPTS] BACKING MNT, stdin from /dev/null, stdout
+ * and stderr appended to ERRLOG; it gets SIGTERM (and unmounts) when the
+ * test process dies. Its pid; it is not waited for.
+ */
+static pid_t daemon_spawn(const char *opts, const char *backing, const char *mnt,
+                          const char *errlog)
 {
 	const char *argv[8];
-	long long end;
 	int n = 0, fd;
 	pid_t pid, parent = getpid();
 
-	cr_assert(H.ready, "h_mount before h_setup");
-	cr_assert_eq(H.daemon, 0, "daemon already running");
 	argv[n++] = svcfs_bin();
 	argv[n++] = "-f";
 	if (opts) {
 		argv[n++] = "-o";
 		argv[n++] = opts;
 	}
-	argv[n++] = backing_arg ? backing_arg : H.backing;
-	argv[n++] = H.mnt;
+	argv[n++] = backing;
+	argv[n++] = mnt;
 	argv[n] = NULL;
 
-	fd = open(H.errlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	cr_assert_geq(fd, 0, "open %s: %s", H.errlog, strerror(errno));
+	fd = open(errlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	cr_assert_geq(fd, 0, "open %s: %s", errlog, strerror(errno));
 	/*
 	 * The daemon's death signal follows the thread that forks it: from any
 	 * other thread, the daemon would be SIGTERMed when that thread ends.
 	 */
-	cr_assert_eq(gettid(), getpid(), "h_mount from a thread other than the test's main thread");
+	cr_assert_eq(gettid(), getpid(),
+	             "svcfs started from a thread other than the test's main thread");
 	pid = fork();
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -655,10 +659,21 @@ void h_mount_opts(const char *opts, const char *backing_arg)
 		_exit(127);
 	}
 	close(fd);
+	return pid;
+}
+
+void h_mount_opts(const char *opts, const char *backing_arg)
+{
+	long long end;
+	pid_t pid;
+
+	cr_assert(H.ready, "h_mount before h_setup");
+	cr_assert_eq(H.daemon, 0, "daemon already running");
+	pid = daemon_spawn(opts, backing_arg ? backing_arg : H.backing, H.mnt, H.errlog);
 	H.daemon = pid;
 	H.daemon_fd = pidfd_open(pid, 0);
 	H.daemon_reaped = false;
-	end = now_ms() + DAEMON_START_MS;
+	end = h_now_ms() + DAEMON_START_MS;
 	for (;;) {
 		bool up = h_mounted(H.mnt, NULL, 0);
 		if (up)
@@ -670,17 +685,27 @@ void h_mount_opts(const char *opts, const char *backing_arg)
 			free(err);
 			cr_assert_fail("svcfs exited before mounting (%s)", why);
 		}
-		if (now_ms() > end)
+		if (h_now_ms() > end)
 			cr_assert_fail("%s did not appear in mountinfo within %d ms", H.mnt,
 			               DAEMON_START_MS);
 		h_sleep_ms(H_POLL_MS);
 	}
 }
 
+pid_t h_daemon_start(const char *opts, const char *backing, const char *mnt, const char *errlog)
+{
+	pid_t pid;
+
+	cr_assert(H.ready, "h_daemon_start before h_setup");
+	pid = daemon_spawn(opts, backing, mnt, errlog);
+	h_track(pid);
+	return pid;
+}
+
 /* Wait for PID up to MS; returns its status or -1. */
 static int wait_bounded(pid_t pid, int ms)
 {
-	long long end = now_ms() + ms;
+	long long end = h_now_ms() + ms;
 	int st;
 
 	for (;;) {
@@ -689,7 +714,7 @@ static int wait_bounded(pid_t pid, int ms)
 			return st;
 		if (r < 0)
 			return -1;
-		if (now_ms() > end)
+		if (h_now_ms() > end)
 			return -1;
 		h_sleep_ms(H_POLL_MS);
 	}
@@ -874,10 +899,10 @@ static int find_left(struct proc_info *left, int max)
 static void kill_left(void)
 {
 	struct proc_info left[MAX_LEFT];
-	long long end = now_ms() + GRACE_MS;
+	long long end = h_now_ms() + GRACE_MS;
 	int n;
 
-	while ((n = find_left(left, MAX_LEFT)) > 0 && now_ms() < end)
+	while ((n = find_left(left, MAX_LEFT)) > 0 && h_now_ms() < end)
 		h_sleep_ms(10);
 	for (int i = 0; i < n; i++) {
 		int fd;
@@ -1534,12 +1559,12 @@ bool h_strv_contains(char *const *v, const char *s)
 
 bool h_wait_until(bool (*fn)(void *ctx), void *ctx, int timeout_ms)
 {
-	long long end = now_ms() + timeout_ms;
+	long long end = h_now_ms() + timeout_ms;
 
 	for (;;) {
 		if (fn(ctx))
 			return true;
-		if (now_ms() > end)
+		if (h_now_ms() > end)
 			return false;
 		h_sleep_ms(H_POLL_MS);
 	}

@@ -81,6 +81,14 @@ void h_teardown(void);
 void h_mount_opts(const char *opts, const char *backing_arg);
 void h_mount(void);
 /*
+ * Start another daemon beside H's (a second host, say): svcfs -f [-o OPTS]
+ * BACKING MNT, started as H's is (stdout and stderr appended to ERRLOG, it
+ * gets SIGTERM when the test process dies) and tracked (h_track). Returns
+ * its pid at once, without waiting for the mount; the caller reaps it.
+ * Fails the test on error.
+ */
+pid_t h_daemon_start(const char *opts, const char *backing, const char *mnt, const char *errlog);
+/*
  * SIGTERM the daemon and wait (bounded). Returns its wait status, -1 on
  * timeout (then it was SIGKILLed and its FUSE connection aborted).
  */
@@ -197,6 +205,8 @@ bool h_wait_log(const char *needle);
 bool h_wait_until(bool (*fn)(void *ctx), void *ctx, int timeout_ms);
 /* Sleep MS milliseconds (for "it does not appear" checks only). */
 void h_sleep_ms(int ms);
+/* CLOCK_MONOTONIC in milliseconds, for the bounds of a test's own waits. */
+long long h_now_ms(void);
 
 /* ---- as another user ---- */
 
