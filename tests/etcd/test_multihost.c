@@ -21,32 +21,25 @@
  * the option; an etcd that cannot be reached (refused, or silent) costs the
  * local view nothing.
  *
- * Daemon a is the harness's (H.backing, H.mnt); daemon b is started here
- * from the same binary (ROOT/b2, ROOT/m2, ROOT/b.stderr). Teardown stops b,
- * then a (both must exit 0 on SIGTERM), then the cluster, then runs the
- * harness's teardown, which must find nothing left (it would count the etcd
- * members, children of the test process, as left behind: hence the order).
+ * Daemon a is the harness's (H.backing, H.mnt); daemon b is two_hosts.c's
+ * (ROOT/b2, ROOT/m2, ROOT/b.stderr), as is the teardown's order: b, then a
+ * (both must exit 0 on SIGTERM), then the cluster, then the harness.
  *
  * Waits are bounded and tests assert on final states; the bounds say what
  * the contract allows (the lease TTL for a dead host), never how fast it was.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
-#include <sys/pidfd.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -55,37 +48,16 @@
 #include "etcd_cluster.h"
 #include "etcd.h"
 #include "harness.h"
+#include "two_hosts.h"
 
-#ifndef SVCFS_BIN
-#error "SVCFS_BIN (path of the svcfs daemon) must be defined"
-#endif
-
-#define ADDR_A     "192.0.2.1" /* TEST-NET-1: never reached, only written */
-#define ADDR_B     "192.0.2.2"
-#define START_MS   10000 /* b mounted after start */
-#define STOP_MS    10000 /* SIGTERM -> exited (the harness's bound too) */
-#define KILL_MS    5000
+#define STOP_MS    10000 /* SIGTERM -> exited (the harness's bound) */
 #define SETTLE_MS  1000  /* after the awaited event: duplicates would show */
 #define RESTORE_MS 15000 /* etcd back (members answering) -> views repaired */
 #define LEADER_MS  10000 /* a killed leader: election and failover, then the change */
 #define RUN_MS     5000  /* a daemon refusing its options exits within this */
 #define CALL_MS    2000  /* one etcd client call */
 #define EV_MAX     1024
-#define LOG_TAIL   3000
 
-/* The second daemon (the first is the harness's). */
-struct node {
-	char backing[PATH_MAX];
-	char mnt[PATH_MAX];
-	char errlog[PATH_MAX];
-	pid_t pid; /* 0: not running, or reaped */
-	int pidfd; /* -1 */
-	int status;
-	bool reaped;
-};
-
-static struct node B = {.pidfd = -1};
-static char prefix[160]; /* this test's etcd_prefix, ends with '/' */
 static struct etcd *C;   /* a client of the test's own, to look at the keys */
 static int stopped = -1; /* a member SIGSTOPped by the test: SIGCONT at teardown */
 
@@ -104,44 +76,11 @@ static struct {
 	bool overflow;
 } W = {.fd = -1};
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static const char *svcfs_bin(void)
-{
-	const char *env = getenv("SVCFS_BIN");
-
-	return env && env[0] ? env : SVCFS_BIN;
-}
-
-/* The end of a daemon's stderr in the test's log. */
-static void log_tail(const char *who, const char *path)
-{
-	char *s = h_slurp(path);
-	size_t len = s ? strlen(s) : 0;
-
-	cr_log_error("daemon %s stderr%s:\n%s", who, len > LOG_TAIL ? " (end)" : "",
-	             s ? (len > LOG_TAIL ? s + len - LOG_TAIL : s) : "(none)");
-	free(s);
-}
-
-static void show_logs(void)
-{
-	log_tail("a", H.errlog);
-	if (B.errlog[0])
-		log_tail("b", B.errlog);
-}
-
 /* Fail with both daemons' stderr in the log. OK must be a stored value. */
 #define MUST(ok, ...)                                                                              \
 	do {                                                                                       \
 		if (!(ok)) {                                                                       \
-			show_logs();                                                               \
+			two_hosts_show_logs();                                                     \
 			cr_assert_fail(__VA_ARGS__);                                               \
 		}                                                                                  \
 	} while (0)
@@ -209,14 +148,14 @@ static size_t w_count(int wd, uint32_t mask, const char *name)
 /* Wait up to MS until there are at least N such events. */
 static bool w_wait_n(int wd, uint32_t mask, const char *name, size_t n, int ms)
 {
-	long long end = now_ms() + ms;
+	long long end = h_now_ms() + ms;
 
 	for (;;) {
 		long long left;
 
 		if (w_count(wd, mask, name) >= n)
 			return true;
-		left = end - now_ms();
+		left = end - h_now_ms();
 		if (left <= 0)
 			return false;
 		w_pump((int)(left < 50 ? left : 50));
@@ -235,110 +174,7 @@ static void w_dump(void)
 	cr_log_error("inotify events so far (%zu%s):%s", W.n, W.overflow ? ", overflow" : "", line);
 }
 
-/* ---- the second daemon ---- */
-
-/* Reap b if it exited; true while it runs. */
-static bool b_running(void)
-{
-	pid_t r;
-
-	if (!B.pid)
-		return false;
-	r = waitpid(B.pid, &B.status, WNOHANG);
-	if (r == 0)
-		return true;
-	B.reaped = r == B.pid;
-	B.pid = 0;
-	if (B.pidfd >= 0)
-		close(B.pidfd);
-	B.pidfd = -1;
-	return false;
-}
-
-static void b_start(const char *opts)
-{
-	const char *argv[] = {svcfs_bin(), "-f", "-o", opts, B.backing, B.mnt, NULL};
-	pid_t parent = getpid(), pid;
-	long long end;
-	int fd;
-
-	cr_assert_eq(B.pid, 0, "daemon b already running");
-	fd = open(B.errlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	cr_assert_geq(fd, 0, "open %s: %s", B.errlog, strerror(errno));
-	pid = fork();
-	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		/* like the harness's daemon: it unmounts if the test process dies */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(1);
-		close_range(3, ~0u, 0);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(fd);
-	h_track(pid); /* killed at teardown if all else fails */
-	B.pid = pid;
-	B.pidfd = pidfd_open(pid, 0);
-	B.reaped = false;
-	end = now_ms() + START_MS;
-	for (;;) {
-		bool up = h_mounted(B.mnt, NULL, 0);
-
-		if (up)
-			return;
-		if (!b_running()) {
-			log_tail("b", B.errlog);
-			cr_assert_fail("daemon b exited before mounting (wait status %#x)",
-			               B.status);
-		}
-		if (now_ms() > end) {
-			log_tail("b", B.errlog);
-			cr_assert_fail("%s not mounted within %d ms", B.mnt, START_MS);
-		}
-		h_sleep_ms(H_POLL_MS);
-	}
-}
-
-/* Wait up to MS for b to end; its status or -1. */
-static int b_wait(int ms)
-{
-	long long end = now_ms() + ms;
-
-	for (;;) {
-		if (!b_running())
-			return B.reaped ? B.status : -1;
-		if (now_ms() > end)
-			return -1;
-		h_sleep_ms(H_POLL_MS);
-	}
-}
-
-/*
- * SIGTERM b and wait; if it does not end, SIGKILL it and abort its mount.
- * Returns its wait status after SIGTERM, -1 if it had to be killed.
- */
-static int b_stop(void)
-{
-	int st;
-
-	if (!b_running())
-		return B.reaped ? B.status : -1;
-	pidfd_send_signal(B.pidfd, SIGTERM, NULL, 0);
-	st = b_wait(STOP_MS);
-	if (st != -1)
-		return st;
-	pidfd_send_signal(B.pidfd, SIGKILL, NULL, 0);
-	umount2(B.mnt, MNT_FORCE); /* a daemon stuck on its own mount */
-	b_wait(KILL_MS);
-	umount2(B.mnt, MNT_DETACH | UMOUNT_NOFOLLOW);
-	return -1;
-}
+/* ---- the daemons ---- */
 
 /* SIGKILL a (the harness's daemon) and detach its dead mount. */
 static void a_kill(void)
@@ -354,38 +190,11 @@ static void a_kill(void)
 
 /* ---- fixture ---- */
 
-static void paths_setup(void)
-{
-	int r;
-
-	snprintf(B.backing, sizeof(B.backing), "%s", h_r("b2"));
-	snprintf(B.mnt, sizeof(B.mnt), "%s", h_r("m2"));
-	snprintf(B.errlog, sizeof(B.errlog), "%s", h_r("b.stderr"));
-	r = mkdir(B.backing, 0755);
-	cr_assert_eq(r, 0, "mkdir %s: %s", B.backing, strerror(errno));
-	r = mkdir(B.mnt, 0755);
-	cr_assert_eq(r, 0, "mkdir %s: %s", B.mnt, strerror(errno));
-	snprintf(prefix, sizeof(prefix), "/t-%s-%ld/",
-	         criterion_current_test ? criterion_current_test->name : "x", (long)getpid());
-}
-
 static void setup(void)
 {
-	h_setup();
-	paths_setup();
-	cluster_setup();
+	two_hosts_setup();
 	C = etcd_new(CL.urls, CALL_MS);
 	cr_assert_not_null(C);
-}
-
-/* A daemon that did not exit 0 on SIGTERM fails the run (an error in .fini). */
-static void check_stop(const char *who, int st, const char *log)
-{
-	if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return;
-	cr_log_error("TEARDOWN: daemon %s %s on SIGTERM (wait status %#x)", who,
-	             st == -1 ? "did not exit within the bound" : "did not exit 0", st);
-	log_tail(who, log);
 }
 
 static void teardown(void)
@@ -397,56 +206,12 @@ static void teardown(void)
 	if (stopped >= 0 && CL.m[stopped].pid > 0)
 		kill(CL.m[stopped].pid, SIGCONT);
 	stopped = -1;
-	/* daemons first, while etcd still answers their lease revocation */
-	if (B.pid)
-		check_stop("b", b_stop(), B.errlog);
-	if (H.ready && H.daemon)
-		check_stop("a", h_daemon_stop(), H.errlog);
-	/* then the members: the harness would see them as left behind */
-	cluster_destroy();
-	h_teardown();
+	two_hosts_teardown();
 }
 
 TestSuite(multihost, .init = setup, .fini = teardown, .timeout = 90);
 
-/* ---- starting both ---- */
-
-/* -o for host HOST at ADDR with the etcd endpoints URLS; EXTRA appended. */
-static const char *opts_for(const char *host, const char *addr, const char *urls, const char *extra)
-{
-	static char buf[4][1024];
-	static unsigned next;
-	char *out = buf[next++ % 4];
-	int n = snprintf(out, sizeof(buf[0]), "etcd=%s,host=%s,address=%s,etcd_prefix=%s%s%s", urls,
-	                 host, addr, prefix, extra ? "," : "", extra ? extra : "");
-
-	cr_assert(n > 0 && (size_t)n < sizeof(buf[0]), "options too long");
-	return out;
-}
-
-static void start_both(const char *urls, const char *extra)
-{
-	h_mount_opts(opts_for("a", ADDR_A, urls, extra), NULL);
-	b_start(opts_for("b", ADDR_B, urls, extra));
-}
-
-/* B's path MNT_B/... */
-static const char *mb(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *mb(const char *fmt, ...)
-{
-	static char ring[16][PATH_MAX];
-	static unsigned next;
-	char *out = ring[next++ % 16], rel[PATH_MAX];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	vsnprintf(rel, sizeof(rel), fmt, ap);
-	va_end(ap);
-	n = snprintf(out, PATH_MAX, "%s/%s", B.mnt, rel);
-	cr_assert(n > 0 && n < PATH_MAX, "path too long");
-	return out;
-}
+/* ---- paths ---- */
 
 /* B's BACKING/... */
 static const char *bb(const char *name)
@@ -579,7 +344,7 @@ static json_object *etcd_value(const char *rel, int64_t *ret_lease)
 	json_object *o = NULL;
 	int r;
 
-	snprintf(key, sizeof(key), "%s%s", prefix, rel);
+	snprintf(key, sizeof(key), "%s%s", two_hosts_prefix, rel);
 	r = etcd_range_prefix(C, key, &kvs);
 	cr_assert_eq(r, 0, "range %s: %d %s", key, r, etcd_errmsg(C));
 	for (size_t i = 0; i < kvs->n; i++)
@@ -601,7 +366,7 @@ static size_t etcd_count(const char *rel)
 	size_t n;
 	int r;
 
-	snprintf(key, sizeof(key), "%s%s", prefix, rel);
+	snprintf(key, sizeof(key), "%s%s", two_hosts_prefix, rel);
 	r = etcd_range_prefix(C, key, &kvs);
 	cr_assert_eq(r, 0, "range %s: %d %s", key, r, etcd_errmsg(C));
 	n = kvs->n;
@@ -661,7 +426,7 @@ Test(multihost, remote_service_shows_metadata_lists_and_targets)
 	bool ok;
 	int r, e_;
 
-	start_both(CL.urls, NULL);
+	two_hosts_start_both(CL.urls, NULL);
 	h_write_atomic(h_b("web.json"),
 	               "{\"version\":\"1.2.3\",\"job\":\"webjob\","
 	               "\"endpoints\":{\"http\":8080,\"admin\":\"localhost:9090\"},"
@@ -751,7 +516,7 @@ Test(multihost, remote_service_shows_metadata_lists_and_targets)
 
 	/* the key a published */
 	v = etcd_value("hosts/a/web", &lease);
-	cr_assert_not_null(v, "no key %shosts/a/web", prefix);
+	cr_assert_not_null(v, "no key %shosts/a/web", two_hosts_prefix);
 	cr_assert_neq(lease, 0, "the key has no lease");
 	cr_assert(str_is(jstr(v, "host"), "a") && str_is(jstr(v, "name"), "web"), "%s",
 	          json_object_to_json_string(v));
@@ -767,7 +532,7 @@ Test(multihost, remote_service_shows_metadata_lists_and_targets)
 	          "%s", json_object_to_json_string(v));
 	json_object_put(v);
 	v = etcd_value("hosts/b/bsvc", &lease);
-	cr_assert_not_null(v, "no key %shosts/b/bsvc", prefix);
+	cr_assert_not_null(v, "no key %shosts/b/bsvc", two_hosts_prefix);
 	cr_assert(jnull(v, "endpoints"), "no endpoints in the sidecar: null, got %s",
 	          json_object_to_json_string(v));
 	json_object_put(v);
@@ -791,7 +556,7 @@ Test(multihost, remote_events_create_modify_delete)
 	pid_t first, web;
 	bool ok;
 
-	start_both(CL.urls, NULL);
+	two_hosts_start_both(CL.urls, NULL);
 	w_init();
 	wroot = w_add(B.mnt, IN_CREATE | IN_DELETE | IN_MODIFY);
 
@@ -875,7 +640,7 @@ Test(multihost, remote_groups)
 	cr_assert_eq(r, 0);
 	r = mkdir(h_b("workers/eu"), 0755);
 	cr_assert_eq(r, 0);
-	start_both(CL.urls, NULL);
+	two_hosts_start_both(CL.urls, NULL);
 	h_write_atomic(h_b("workers/w1.json"), "{\"role\":\"batch\"}");
 	w1 = h_service("workers/w1.sock");
 	h_service("workers/eu/w2.sock");
@@ -897,7 +662,7 @@ Test(multihost, remote_groups)
 	json_object_put(e);
 
 	v = etcd_value("hosts/a/workers/w1", NULL);
-	cr_assert_not_null(v, "no key %shosts/a/workers/w1", prefix);
+	cr_assert_not_null(v, "no key %shosts/a/workers/w1", two_hosts_prefix);
 	cr_assert(str_is(jstr(v, "group"), "workers") && str_is(jstr(v, "name"), "w1"), "%s",
 	          json_object_to_json_string(v));
 	json_object_put(v);
@@ -918,7 +683,7 @@ Test(multihost, killed_host_leaves_within_ttl)
 	bool ok;
 	int r;
 
-	start_both(CL.urls, SHORT_TTL_OPT);
+	two_hosts_start_both(CL.urls, SHORT_TTL_OPT);
 	h_service("web.sock");
 	h_service("db.sock");
 	ok = h_wait_content(mb("@a/web/state"), "alive\n");
@@ -951,7 +716,7 @@ Test(multihost, stopped_host_leaves_at_once)
 	int st;
 
 	/* a TTL far above the bound: only the revocation can meet it */
-	start_both(CL.urls, "etcd_ttl=30");
+	two_hosts_start_both(CL.urls, "etcd_ttl=30");
 	h_service("web.sock");
 	ok = h_wait_content(mb("@a/web/state"), "alive\n");
 	MUST(ok, "MNT_B/@a/web/state never read \"alive\"");
@@ -984,7 +749,7 @@ Test(multihost, leader_killed)
 	for (int i = 0; i < CLUSTER_SIZE; i++)
 		if (i != leader)
 			len += (size_t)snprintf(urls + len, sizeof(urls) - len, ",%s", CL.m[i].url);
-	start_both(urls, NULL);
+	two_hosts_start_both(urls, NULL);
 	web = h_service("web.sock");
 	h_service(bb("bweb.sock"));
 	ok = h_wait_content(mb("@a/web/state"), "alive\n");
@@ -1018,7 +783,7 @@ Test(multihost, quorum_lost_then_back)
 	bool ok;
 	int r, wweb;
 
-	start_both(CL.urls, NULL);
+	two_hosts_start_both(CL.urls, NULL);
 	h_service("web.sock");
 	bweb = h_service(bb("bweb.sock"));
 	ok = h_wait_content(mb("@a/web/state"), "alive\n");
@@ -1090,7 +855,7 @@ Test(multihost, endpoints_addressed_and_found_values_win)
 	bool ok;
 	int r;
 
-	start_both(CL.urls, NULL);
+	two_hosts_start_both(CL.urls, NULL);
 	/* an array; a number, a loopback address, a name that is no loopback */
 	h_write_atomic(
 	    h_b("web.json"),
@@ -1151,7 +916,7 @@ Test(multihost, late_host_sees_what_was_published)
 
 	r = mkdir(h_b("workers"), 0755);
 	cr_assert_eq(r, 0);
-	snprintf(opts, sizeof(opts), "%s", opts_for("a", ADDR_A, CL.urls, NULL));
+	snprintf(opts, sizeof(opts), "%s", two_hosts_opts("a", ADDR_A, CL.urls, NULL));
 	h_mount_opts(opts, NULL);
 	h_service("web.sock");
 	h_service("workers/w1.sock");
@@ -1162,7 +927,7 @@ Test(multihost, late_host_sees_what_was_published)
 		h_sleep_ms(10);
 	cr_assert_eq(etcd_count("hosts/a/"), 2, "a did not publish both services");
 
-	b_start(opts_for("b", ADDR_B, CL.urls, NULL));
+	b_start(two_hosts_opts("b", ADDR_B, CL.urls, NULL));
 	ok = h_wait_content(mb("@a/web/state"), "alive\n");
 	MUST(ok, "b, started after a published, never showed @a/web");
 	ok = h_wait_content(mb("@a/workers/w1/state"), "alive\n");
@@ -1183,8 +948,8 @@ Test(multihost, host_restarted_keeps_its_services_past_the_old_lease)
 	bool ok;
 	int r;
 
-	snprintf(opts, sizeof(opts), "%s", opts_for("a", ADDR_A, CL.urls, RESTART_TTL_OPT));
-	start_both(CL.urls, RESTART_TTL_OPT);
+	snprintf(opts, sizeof(opts), "%s", two_hosts_opts("a", ADDR_A, CL.urls, RESTART_TTL_OPT));
+	two_hosts_start_both(CL.urls, RESTART_TTL_OPT);
 	h_service("web.sock");
 	old = h_service("old.sock");
 	ok = h_wait_content(mb("@a/web/state"), "alive\n");
@@ -1275,7 +1040,7 @@ Test(multihost, hung_member)
 	bool ok;
 
 	/* CL.urls: m0 first, the member both daemons talk to */
-	start_both(CL.urls, HUNG_TTL_OPT);
+	two_hosts_start_both(CL.urls, HUNG_TTL_OPT);
 	web = h_service("web.sock");
 	ok = h_wait_content(mb("@a/web/state"), "alive\n");
 	MUST(ok, "MNT_B/@a/web/state never read \"alive\"");
@@ -1298,13 +1063,12 @@ Test(multihost, hung_member)
 static void setup_alone(void)
 {
 	h_setup();
-	paths_setup();
+	two_hosts_paths();
 }
 
 static void teardown_alone(void)
 {
-	if (B.pid)
-		check_stop("b", b_stop(), B.errlog);
+	two_hosts_stop_b();
 	h_teardown();
 }
 

@@ -5,30 +5,24 @@
  * mount and an element with "host" (and "socket": null) in .services.json,
  * is neither listed, nor found, nor reported by a watch.
  *
- * Two real daemons on a fresh three-member etcd cluster (cluster.c): a is the
- * harness's (H.backing, H.mnt, host=a), b is started here (ROOT/b2, ROOT/m2,
- * host=b); each test uses its own key prefix. Every check is made on b's
+ * Two real daemons on a fresh three-member etcd cluster (two_hosts.c): a is
+ * the harness's (H.backing, H.mnt, host=a), b is two_hosts.c's (ROOT/b2,
+ * ROOT/m2, host=b); each test uses its own key prefix. Every check is made on b's
  * mount, with a's service "web" showing there as @a/web and b's own "db".
  * Each "not seen" check has its control: b's own service is seen by the
  * same call, and @a/web is really on b's mount (and in its .services.json)
  * while the call is made.
  *
- * Teardown: the services, then b, then a (both must exit 0 on SIGTERM,
- * while etcd still answers), then the cluster, then the harness's teardown.
+ * Teardown: the services, then two_hosts_teardown: b, then a (both must
+ * exit 0 on SIGTERM, while etcd still answers), the cluster, the harness.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/pidfd.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -37,45 +31,19 @@
 
 #include "etcd_cluster.h"
 #include "harness.h"
+#include "two_hosts.h"
 
-#ifndef SVCFS_BIN
-#error "SVCFS_BIN (path of the svcfs daemon) must be defined"
-#endif
 #ifndef SVCFSCTL_BIN
 #error "SVCFSCTL_BIN (path of svcfsctl) must be defined"
 #endif
 
-#define START_MS  10000 /* b mounted after start */
-#define STOP_MS   10000 /* SIGTERM -> exited */
-#define KILL_MS   5000
 #define REMOTE_MS 10000 /* a's service shown on b's mount through etcd */
 #define SETTLE_MS 1000  /* after the awaited state: a wrong event would show by then */
 #define EV_MAX    64
-#define LOG_TAIL  3000
 
-/* The second daemon (the first is the harness's). */
-static struct {
-	char backing[PATH_MAX];
-	char mnt[PATH_MAX];
-	char errlog[PATH_MAX];
-	pid_t pid; /* 0: not running, or reaped */
-	int pidfd; /* -1 */
-	int status;
-	bool reaped;
-} B = {.pidfd = -1};
-
-static char prefix[160];        /* this test's etcd_prefix, ends with '/' */
 static svcfs_service *web, *db; /* a's "web" (in H.backing), b's "db" */
 static svcfs_dir *dir_b;        /* b's mount */
 static svcfs_watch *watch_b;
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static const char *bin(const char *env_name, const char *built)
 {
@@ -84,128 +52,7 @@ static const char *bin(const char *env_name, const char *built)
 	return env && env[0] ? env : built;
 }
 
-static void log_tail(const char *who, const char *path)
-{
-	char *s = h_slurp(path);
-	size_t len = s ? strlen(s) : 0;
-
-	cr_log_error("daemon %s stderr%s:\n%s", who, len > LOG_TAIL ? " (end)" : "",
-	             s ? (len > LOG_TAIL ? s + len - LOG_TAIL : s) : "(none)");
-	free(s);
-}
-
-/* ---- daemon b ---- */
-
-/* Reap b if it exited; true while it runs. */
-static bool b_running(void)
-{
-	pid_t r;
-
-	if (!B.pid)
-		return false;
-	r = waitpid(B.pid, &B.status, WNOHANG);
-	if (r == 0)
-		return true;
-	B.reaped = r == B.pid;
-	B.pid = 0;
-	if (B.pidfd >= 0)
-		close(B.pidfd);
-	B.pidfd = -1;
-	return false;
-}
-
-static void b_start(const char *opts)
-{
-	const char *argv[] = {
-	    bin("SVCFS_BIN", SVCFS_BIN), "-f", "-o", opts, B.backing, B.mnt, NULL};
-	pid_t parent = getpid(), pid;
-	long long end;
-	int fd;
-
-	fd = open(B.errlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	cr_assert_geq(fd, 0, "open %s: %s", B.errlog, strerror(errno));
-	pid = fork();
-	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		prctl(PR_SET_PDEATHSIG, SIGTERM); /* it unmounts if the test process dies */
-		if (getppid() != parent)
-			_exit(1);
-		close_range(3, ~0u, 0);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(fd);
-	h_track(pid);
-	B.pid = pid;
-	B.pidfd = pidfd_open(pid, 0);
-	B.reaped = false;
-	end = now_ms() + START_MS;
-	for (;;) {
-		bool up = h_mounted(B.mnt, NULL, 0);
-
-		if (up)
-			return;
-		if (!b_running() || now_ms() > end) {
-			log_tail("b", B.errlog);
-			cr_assert_fail("daemon b did not mount %s (running: %d, status %#x)", B.mnt,
-			               B.pid != 0, B.status);
-		}
-		h_sleep_ms(H_POLL_MS);
-	}
-}
-
-/* SIGTERM b and wait; SIGKILL and detach its mount if it does not end. Its status or -1. */
-static int b_stop(void)
-{
-	long long end;
-
-	if (!b_running())
-		return B.reaped ? B.status : -1;
-	pidfd_send_signal(B.pidfd, SIGTERM, NULL, 0);
-	for (end = now_ms() + STOP_MS; b_running() && now_ms() < end;)
-		h_sleep_ms(H_POLL_MS);
-	if (!b_running())
-		return B.reaped ? B.status : -1;
-	pidfd_send_signal(B.pidfd, SIGKILL, NULL, 0);
-	umount2(B.mnt, MNT_FORCE);
-	for (end = now_ms() + KILL_MS; b_running() && now_ms() < end;)
-		h_sleep_ms(H_POLL_MS);
-	umount2(B.mnt, MNT_DETACH | UMOUNT_NOFOLLOW);
-	return -1;
-}
-
 /* ---- fixture ---- */
-
-static void setup(void)
-{
-	int r;
-
-	h_setup();
-	snprintf(B.backing, sizeof(B.backing), "%s", h_r("b2"));
-	snprintf(B.mnt, sizeof(B.mnt), "%s", h_r("m2"));
-	snprintf(B.errlog, sizeof(B.errlog), "%s", h_r("b.stderr"));
-	r = mkdir(B.backing, 0755);
-	cr_assert_eq(r, 0, "mkdir %s: %s", B.backing, strerror(errno));
-	r = mkdir(B.mnt, 0755);
-	cr_assert_eq(r, 0, "mkdir %s: %s", B.mnt, strerror(errno));
-	snprintf(prefix, sizeof(prefix), "/t-%s-%ld/",
-	         criterion_current_test ? criterion_current_test->name : "x", (long)getpid());
-	cluster_setup();
-}
-
-static void check_stop(const char *who, int st, const char *log)
-{
-	if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return;
-	cr_log_error("TEARDOWN: daemon %s %s on SIGTERM (wait status %#x)", who,
-	             st == -1 ? "did not exit within the bound" : "did not exit 0", st);
-	log_tail(who, log);
-}
 
 static void teardown(void)
 {
@@ -213,36 +60,12 @@ static void teardown(void)
 	dir_b = svcfs_close(dir_b);
 	web = svcfs_unregister(web);
 	db = svcfs_unregister(db);
-	if (B.pid)
-		check_stop("b", b_stop(), B.errlog);
-	if (H.ready && H.daemon)
-		check_stop("a", h_daemon_stop(), H.errlog);
-	cluster_destroy();
-	h_teardown();
+	two_hosts_teardown();
 }
 
-TestSuite(multihost_lib, .init = setup, .fini = teardown, .timeout = 90);
+TestSuite(multihost_lib, .init = two_hosts_setup, .fini = teardown, .timeout = 90);
 
 /* ---- helpers ---- */
-
-static const char *opts_for(const char *host, const char *addr)
-{
-	static char buf[2][1024];
-	static unsigned next;
-	char *out = buf[next++ % 2];
-	int n = snprintf(out, sizeof(buf[0]), "etcd=%s,host=%s,address=%s,etcd_prefix=%s", CL.urls,
-	                 host, addr, prefix);
-
-	cr_assert(n > 0 && (size_t)n < sizeof(buf[0]), "options too long");
-	return out;
-}
-
-/* Both daemons: a (the harness's) and b. */
-static void start_both(void)
-{
-	h_mount_opts(opts_for("a", "192.0.2.1"), NULL);
-	b_start(opts_for("b", "192.0.2.2"));
-}
 
 static svcfs_service *reg(const char *dirpath, const char *name)
 {
@@ -252,17 +75,6 @@ static svcfs_service *reg(const char *dirpath, const char *name)
 
 	cr_assert_eq(r, 0, "svcfs_register %s in %s: %s", name, dirpath, strerror(-r));
 	return s;
-}
-
-static const char *mb(const char *rel)
-{
-	static char ring[8][PATH_MAX];
-	static unsigned next;
-	char *out = ring[next++ % 8];
-	int n = snprintf(out, PATH_MAX, "%s/%s", B.mnt, rel);
-
-	cr_assert(n > 0 && n < PATH_MAX, "path too long");
-	return out;
 }
 
 static bool exists_fn(void *ctx)
@@ -298,10 +110,8 @@ static void wait_remote_web(void)
 	bool shown = h_wait_until(exists_fn, (void *)mb("@a/web/meta.json"), REMOTE_MS);
 	bool listed = shown && h_wait_until(services_has_remote_web, NULL, REMOTE_MS);
 
-	if (!listed) {
-		log_tail("a", H.errlog);
-		log_tail("b", B.errlog);
-	}
+	if (!listed)
+		two_hosts_show_logs();
 	cr_assert(shown, "a's web never showed as %s", mb("@a/web"));
 	cr_assert(listed, "a's web never listed (with \"host\":\"a\") in b's .services.json");
 }
@@ -321,7 +131,7 @@ Test(multihost_lib, list_and_lookup_see_local_only)
 	size_t n = 0;
 	int r;
 
-	start_both();
+	two_hosts_start_both(CL.urls, NULL);
 	web = reg(H.backing, "web");
 	db = reg(B.backing, "db");
 	wait_local_db();
@@ -371,7 +181,7 @@ struct evlog {
 /* Take events from W for MS, or until "appeared UNTIL" (UNTIL may be NULL). */
 static void collect(svcfs_watch *w, struct evlog *log, int ms, const char *until)
 {
-	long long end = now_ms() + ms;
+	long long end = h_now_ms() + ms;
 
 	for (;;) {
 		struct pollfd p = {.fd = svcfs_watch_fd(w), .events = POLLIN};
@@ -391,7 +201,7 @@ static void collect(svcfs_watch *w, struct evlog *log, int ms, const char *until
 				return;
 		}
 		cr_assert_geq(r, 0, "svcfs_watch_next: %s", strerror(-r));
-		left = end - now_ms();
+		left = end - h_now_ms();
 		if (left <= 0)
 			return;
 		poll(&p, 1, (int)left);
@@ -429,7 +239,7 @@ Test(multihost_lib, watch_reports_local_only)
 	const char *bad;
 	int r;
 
-	start_both();
+	two_hosts_start_both(CL.urls, NULL);
 	r = svcfs_open(B.mnt, &dir_b);
 	cr_assert_eq(r, 0, "svcfs_open %s: %s", B.mnt, strerror(-r));
 	r = svcfs_watch_new(dir_b, 0, &watch_b);
@@ -507,7 +317,7 @@ Test(multihost_lib, svcfsctl_sees_local_only)
 	char *out;
 	int st;
 
-	start_both();
+	two_hosts_start_both(CL.urls, NULL);
 	web = reg(H.backing, "web");
 	db = reg(B.backing, "db");
 	wait_local_db();
