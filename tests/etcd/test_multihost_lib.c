@@ -123,6 +123,16 @@ static void wait_local_db(void)
 	cr_assert(shown, "b's db never showed on b's mount");
 }
 
+/* Both daemons, a's web and b's db, each seen on b's mount. */
+static void start_web_and_db(void)
+{
+	two_hosts_start_both(CL.urls, NULL);
+	web = reg(H.backing, "web");
+	db = reg(B.backing, "db");
+	wait_local_db();
+	wait_remote_web();
+}
+
 /* ---- svcfs_list, svcfs_lookup, svcfs_wait ---- */
 
 Test(multihost_lib, list_and_lookup_see_local_only)
@@ -131,11 +141,7 @@ Test(multihost_lib, list_and_lookup_see_local_only)
 	size_t n = 0;
 	int r;
 
-	two_hosts_start_both(CL.urls, NULL);
-	web = reg(H.backing, "web");
-	db = reg(B.backing, "db");
-	wait_local_db();
-	wait_remote_web();
+	start_web_and_db();
 
 	r = svcfs_open(B.mnt, &dir_b);
 	cr_assert_eq(r, 0, "svcfs_open %s: %s", B.mnt, strerror(-r));
@@ -317,11 +323,7 @@ Test(multihost_lib, svcfsctl_sees_local_only)
 	char *out;
 	int st;
 
-	two_hosts_start_both(CL.urls, NULL);
-	web = reg(H.backing, "web");
-	db = reg(B.backing, "db");
-	wait_local_db();
-	wait_remote_web();
+	start_web_and_db();
 
 	out = ctl("ls", &st);
 	cr_expect_eq(st, 0, "svcfsctl ls exited %d", st);
