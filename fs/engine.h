@@ -76,6 +76,7 @@ struct engine {
 	int signal_fd;
 	struct cluster *cluster; /* several hosts (-o etcd): publisher and mirror, else NULL */
 	struct remote *remote;   /* other hosts' services in the view */
+	bool at_names_logged;    /* a local '@NAME' at the top was not shown (-o etcd) */
 	struct svcfs_stats stats; /* see stats.h */
 };
 

@@ -46,7 +46,8 @@
 #define ETCD_ENDPOINTS_MAX   16                 /* URLs in one list */
 #define ETCD_URL_MAX         512                /* bytes in one URL */
 #define ETCD_RESPONSE_MAX    (32 * 1024 * 1024) /* one unary answer or one watch object */
-#define ETCD_RANGE_PAGE      1000               /* keys asked for per range request */
+#define ETCD_RANGE_PAGE      250                /* keys asked for per range request: 250 values of
+                                                   64 KiB (a sidecar at most) fit ETCD_RESPONSE_MAX */
 #define ETCD_RANGE_MAX       1000000            /* keys in one range_prefix result */
 #define ETCD_WATCH_QUEUE_MAX 100000             /* events queued and not yet taken */
 

@@ -42,8 +42,9 @@ struct rsvc {
 	char *path; /* "[GROUP/]NAME" */
 	struct rdir *dir;
 	json_object *doc;
-	struct vnode *vnode;
-	UT_hash_handle hh; /* rhost->svcs */
+	struct vnode *vnode; /* NULL: pending (its name or a group's taken, or a limit) */
+	bool logged;         /* why it is pending was said */
+	UT_hash_handle hh;   /* rhost->svcs */
 };
 
 struct rhost {
@@ -58,11 +59,14 @@ struct remote {
 	uid_t uid;
 	gid_t gid;
 	struct rhost *hosts;
-	atomic_size_t count; /* read by the status from any thread */
+	atomic_size_t count; /* shown; read by the status from any thread */
+	size_t pending;      /* known but not shown (see struct rsvc) */
+	size_t max;          /* most shown (max_services) */
+	bool max_logged;
 	bool unknown;
 };
 
-struct remote *remote_new(struct view *view, uid_t uid, gid_t gid)
+struct remote *remote_new(struct view *view, uid_t uid, gid_t gid, size_t max)
 {
 	struct remote *r = calloc(1, sizeof(*r));
 
@@ -70,6 +74,7 @@ struct remote *remote_new(struct view *view, uid_t uid, gid_t gid)
 		r->view = view;
 		r->uid = uid;
 		r->gid = gid;
+		r->max = max;
 	}
 	return r;
 }
@@ -258,6 +263,8 @@ static void svc_free(struct remote *r, struct rhost *h, struct rsvc *s)
 	if (s->vnode) {
 		view_remove(r->view, s->vnode);
 		r->count--;
+	} else {
+		r->pending--;
 	}
 	if (s->dir)
 		dir_release(r, h, s->dir);
@@ -275,6 +282,61 @@ static void host_free(struct rhost *h)
 	dir_free(h, d);
 	free(h->name);
 	free(h);
+}
+
+/*
+ * Show S, or update it. One not shown yet (new, or pending) needs its
+ * group directories and its name free: a remote host changing a service
+ * into a group of the same name (or back) may send the two keys in either
+ * order, and the second then waits here until the first has gone; every
+ * remote_update tries the pending ones again.
+ */
+static void svc_place(struct remote *r, struct rhost *h, struct rsvc *s)
+{
+	char a[300], b[PATH_MAX];
+	bool fresh = !s->vnode;
+
+	if (fresh && r->count >= r->max) {
+		if (!r->max_logged)
+			log_warn(
+			    "max_services=%zu reached by other hosts' services: @%s/%s and further "
+			    "ones not shown",
+			    r->max, shown(h->name, a, sizeof(a)), shown(s->path, b, sizeof(b)));
+		r->max_logged = true;
+		return;
+	}
+	if (!s->dir) {
+		const char *slash = strrchr(s->path, '/');
+		char *dirpath = slash ? strndup(s->path, (size_t)(slash - s->path)) : strdup("");
+		s->dir = dirpath ? dir_get(r, h, dirpath) : NULL;
+		free(dirpath);
+		if (!s->dir)
+			goto pending;
+		s->dir->nchildren++;
+	}
+	if (svc_show(r, h, s) < 0) {
+		if (!fresh)
+			log_err("@%s/%s: out of memory, view not updated",
+			        shown(h->name, a, sizeof(a)), shown(s->path, b, sizeof(b)));
+		if (!fresh)
+			return;
+		/* no directory is kept for it alone while it waits */
+		dir_release(r, h, s->dir);
+		s->dir = NULL;
+		goto pending;
+	}
+	if (fresh) {
+		r->count++;
+		r->pending--;
+		log_info("@%s/%s: alive", shown(h->name, a, sizeof(a)),
+		         shown(s->path, b, sizeof(b)));
+	}
+	return;
+pending:
+	if (!s->logged)
+		log_debug("@%s/%s: name taken (or out of memory); shown once it is free",
+		          shown(h->name, a, sizeof(a)), shown(s->path, b, sizeof(b)));
+	s->logged = true;
 }
 
 /* A key of another host changed: VALUE its document, NULL gone. */
@@ -308,8 +370,9 @@ static void change(void *ctx, const char *host, const char *path, const char *va
 	}
 	if (!doc) {
 		if (s) {
-			log_info("@%s/%s: gone", shown(host, a, sizeof(a)),
-			         shown(path, b, sizeof(b)));
+			if (s->vnode)
+				log_info("@%s/%s: gone", shown(host, a, sizeof(a)),
+				         shown(path, b, sizeof(b)));
 			svc_free(r, h, s);
 		}
 		if (h && !h->svcs) {
@@ -324,51 +387,38 @@ static void change(void *ctx, const char *host, const char *path, const char *va
 			free(h);
 			goto oom;
 		}
+		svcfs_hash_oom = false;
 		HASH_ADD_KEYPTR(hh, r->hosts, h->name, strlen(h->name), h);
+		if (svcfs_hash_oom) {
+			free(h->name);
+			free(h);
+			goto oom;
+		}
 	}
 	if (!s) {
-		const char *slash = strrchr(path, '/');
-		char *dirpath = slash ? strndup(path, (size_t)(slash - path)) : strdup("");
 		s = calloc(1, sizeof(*s));
-		if (!s || !dirpath || !(s->path = strdup(path))) {
-			free(dirpath);
+		if (!s || !(s->path = strdup(path))) {
 			free(s);
 			goto oom_host;
 		}
-		s->dir = dir_get(r, h, dirpath);
-		free(dirpath);
+		svcfs_hash_oom = false;
 		HASH_ADD_KEYPTR(hh, h->svcs, s->path, strlen(s->path), s);
-		if (!s->dir) {
-			svc_free(r, h, s);
-			goto drop_host;
+		if (svcfs_hash_oom) {
+			free(s->path);
+			free(s);
+			goto oom_host;
 		}
-		s->dir->nchildren++;
+		r->pending++; /* until placed */
 	}
 	json_object_put(s->doc);
 	s->doc = doc;
-	doc = NULL;
-	{
-		bool fresh = !s->vnode;
-		if (svc_show(r, h, s) < 0) {
-			log_err("@%s/%s: out of memory, view not updated",
-			        shown(host, a, sizeof(a)), shown(path, b, sizeof(b)));
-		} else if (fresh) {
-			r->count++;
-			log_info("@%s/%s: alive", shown(host, a, sizeof(a)),
-			         shown(path, b, sizeof(b)));
-		}
-	}
+	svc_place(r, h, s);
 	return;
 oom_host:
-	log_err("@%s/%s: out of memory, not shown", shown(host, a, sizeof(a)),
-	        shown(path, b, sizeof(b)));
-drop_host:
-	if (h && !h->svcs) {
+	if (!h->svcs) {
 		HASH_DELETE(hh, r->hosts, h);
 		host_free(h);
 	}
-	json_object_put(doc);
-	return;
 oom:
 	log_err("@%s/%s: out of memory, not shown", shown(host, a, sizeof(a)),
 	        shown(path, b, sizeof(b)));
@@ -378,21 +428,21 @@ oom:
 void remote_update(struct remote *r, struct cluster *c)
 {
 	bool unknown = false, changed = false;
+	struct rhost *h, *htmp;
+	struct rsvc *s, *stmp;
 
 	cluster_take(c, change, r, &unknown, &changed);
-	if (!changed)
-		return;
 	r->unknown = unknown;
+	if (!changed && r->pending == 0)
+		return;
+	HASH_ITER(hh, r->hosts, h, htmp)
 	{
-		struct rhost *h, *htmp;
-		struct rsvc *s, *stmp;
-		HASH_ITER(hh, r->hosts, h, htmp)
+		HASH_ITER(hh, h->svcs, s, stmp)
 		{
-			HASH_ITER(hh, h->svcs, s, stmp)
-			{
-				if (s->vnode)
-					svc_show(r, h, s);
-			}
+			if (!s->vnode)
+				svc_place(r, h, s); /* a name may have been freed */
+			else if (changed)
+				svc_show(r, h, s); /* the state: unknown, or back */
 		}
 	}
 }

@@ -15,8 +15,8 @@ struct view;
 struct cluster;
 struct remote;
 
-/* Directories and files take UID:GID, mode 0555/0444. */
-struct remote *remote_new(struct view *view, uid_t uid, gid_t gid);
+/* Directories and files take UID:GID, mode 0555/0444; at most MAX services shown. */
+struct remote *remote_new(struct view *view, uid_t uid, gid_t gid, size_t max);
 /* Frees the records only: the view goes with the daemon. */
 struct remote *remote_free(struct remote *r);
 /* Take what changed in etcd from C and show it. */

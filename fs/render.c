@@ -240,8 +240,8 @@ static void render_target(struct svcfs_buf *b, const struct render_input *in)
 			const char *s;
 			if (!render_label_name_ok(k) || strcmp(k, "job") == 0 ||
 			    strcmp(k, "service") == 0 || strcmp(k, "group") == 0 ||
-			    (in->host && strcmp(k, "host") == 0) ||
-			    strcmp(k, "tags") == 0 || json_object_is_type(v, json_type_object) ||
+			    (in->host && strcmp(k, "host") == 0) || strcmp(k, "tags") == 0 ||
+			    json_object_is_type(v, json_type_object) ||
 			    json_object_is_type(v, json_type_array) ||
 			    json_object_is_type(v, json_type_null))
 				continue;
@@ -371,8 +371,8 @@ static json_object *addressed(const char *address, const char *port, size_t len)
 /* One endpoint as another host reaches it; NULL if it is no endpoint. */
 static json_object *endpoint_for(json_object *val, const char *address)
 {
-	static const char *const local[] = {"localhost:", "127.0.0.1:", "[::1]:", "0.0.0.0:",
-	                                    "[::]:"};
+	static const char *const local[] = {
+	    "localhost:", "127.0.0.1:", "[::1]:", "0.0.0.0:", "[::]:"};
 	char port[16];
 
 	if (json_object_is_type(val, json_type_int)) {
@@ -414,15 +414,15 @@ json_object *render_endpoints(json_object *meta, const char *address)
 	} else if (json_object_is_type(endpoints, json_type_array)) {
 		out = json_object_new_array();
 		for (size_t i = 0; out && i < json_object_array_length(endpoints); i++) {
-			json_object *e = endpoint_for(json_object_array_get_idx(endpoints, i), address);
+			json_object *e =
+			    endpoint_for(json_object_array_get_idx(endpoints, i), address);
 			if (e)
 				json_object_array_add(out, e);
 		}
 	}
-	if (out && ((json_object_is_type(out, json_type_object) &&
-	             json_object_object_length(out) == 0) ||
-	            (json_object_is_type(out, json_type_array) &&
-	             json_object_array_length(out) == 0))) {
+	if (out &&
+	    ((json_object_is_type(out, json_type_object) && json_object_object_length(out) == 0) ||
+	     (json_object_is_type(out, json_type_array) && json_object_array_length(out) == 0))) {
 		/* none usable: as for the local targets, "port" then */
 		json_object_put(out);
 		out = NULL;
@@ -438,6 +438,17 @@ json_object *render_endpoints(json_object *meta, const char *address)
 		}
 	}
 	return out;
+}
+
+/* O as JSON, DFLT when it is NULL; json-c out of memory fails B. */
+static void add_json(struct svcfs_buf *b, json_object *o, const char *dflt)
+{
+	const char *t = o ? json_text(o) : dflt;
+
+	if (t)
+		svcfs_buf_adds(b, t);
+	else
+		b->failed = true;
 }
 
 char *render_published(const struct render_input *in, const char *host, const char *address)
@@ -458,9 +469,9 @@ char *render_published(const struct render_input *in, const char *host, const ch
 	else
 		svcfs_buf_adds(&b, "null");
 	svcfs_buf_adds(&b, ",\"endpoints\":");
-	svcfs_buf_adds(&b, endpoints ? json_text(endpoints) : "null");
+	add_json(&b, endpoints, "null");
 	svcfs_buf_adds(&b, ",\"meta\":");
-	svcfs_buf_adds(&b, in->meta ? json_text(in->meta) : "{}");
+	add_json(&b, in->meta, "{}");
 	svcfs_buf_adds(&b, ",\"state\":");
 	svcfs_buf_add_json_string(&b, in->state, strlen(in->state));
 	svcfs_buf_addf(&b, ",\"since\":\"%s\"", since);

@@ -299,6 +299,23 @@ static void svc_read_lock(struct engine *e, struct tsvc *s)
  * BACKING: its socket (NAME.sock, else a socket named NAME), its sidecar,
  * and what the kernel says of it.
  */
+/*
+ * With -o etcd, names starting with '@' at the top of the mount are other
+ * hosts' (remote.c): a group or service of BACKING so named is not shown
+ * (one log line for the first).
+ */
+static bool host_name_reserved(struct engine *e, const struct tdir *parent, const char *name)
+{
+	if (!e->cluster || parent->parent || name[0] != '@')
+		return false;
+	if (!e->at_names_logged)
+		log_warn("%s/%s: not shown: with -o etcd, names starting with '@' at the top are "
+		         "other hosts'",
+		         e->backing, name);
+	e->at_names_logged = true;
+	return true;
+}
+
 void svc_evaluate(struct engine *e, struct tdir *d, const char *name_in)
 {
 	char buf[NAME_MAX + 1], name[NAME_MAX + 1];
@@ -308,7 +325,8 @@ void svc_evaluate(struct engine *e, struct tdir *d, const char *name_in)
 	struct stat st;
 
 	/* a copy: NAME_IN may be the record's own name, and the record may be freed below */
-	if (svcfs_name_hidden(name_in) || strlen(name_in) > NAME_MAX)
+	if (svcfs_name_hidden(name_in) || strlen(name_in) > NAME_MAX ||
+	    host_name_reserved(e, d, name_in))
 		return;
 	memcpy(name, name_in, strlen(name_in) + 1);
 	HASH_FIND_STR(d->subdirs, name, sub);
@@ -497,7 +515,8 @@ static void dir_add(struct engine *e, struct tdir *parent, const char *name)
 	struct stat st;
 	int fd;
 
-	if (svcfs_name_hidden(name) || parent->depth >= SVCFS_GROUP_DEPTH_MAX)
+	if (svcfs_name_hidden(name) || parent->depth >= SVCFS_GROUP_DEPTH_MAX ||
+	    host_name_reserved(e, parent, name))
 		return;
 	fd = openat(parent->fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
@@ -525,6 +544,13 @@ static void dir_add(struct engine *e, struct tdir *parent, const char *name)
 		svc_free(e, clash, "a group of the same name exists");
 	d->vnode =
 	    view_group_add(e->view, parent->vnode, name, st.st_uid, st.st_gid, st.st_mode & 0555);
+	if (!d->vnode) {
+		/* out of memory, or the name is another's: the next rescan tries again */
+		log_err("%s/%s: group not shown (out of memory or name taken)", e->backing,
+		        d->relpath);
+		dir_free(e, d);
+		return;
+	}
 	d->seen = true;
 	dir_watch(e, d); /* watch first, then scan: nothing created in between is missed */
 	dir_scan(e, d);

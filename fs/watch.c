@@ -220,6 +220,11 @@ static void *engine_main(void *arg)
 			break;
 		arm_retry(e);
 	}
+	if (signalled && e->cluster) {
+		/* this host's services leave every other host now, while the mount is
+		 * still served (after the loop ends, requests would wait for it) */
+		cluster_stop(e->cluster, true);
+	}
 	atomic_store(&e->done, true);
 	if (signalled && e->on_stop)
 		e->on_stop(e->on_stop_ctx);
@@ -290,7 +295,7 @@ int engine_init(struct engine *e, const char *backing, const struct svcfs_option
 		    .ttl = opt->etcd_ttl,
 		};
 		e->cluster = cluster_new(&cc);
-		e->remote = remote_new(view, geteuid(), getegid());
+		e->remote = remote_new(view, geteuid(), getegid(), opt->max_services);
 		if (!e->cluster || !e->remote)
 			return -ENOMEM;
 		if (add_fd(e, cluster_fd(e->cluster), EV_CLUSTER) < 0)
@@ -327,9 +332,11 @@ int engine_start(struct engine *e)
 	if (e->signal_fd < 0 || add_fd(e, e->signal_fd, EV_SIGNAL) < 0)
 		return -errno;
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	r = pthread_create(&e->thread, NULL, engine_main, e);
-	if (r == 0 && e->cluster)
-		r = -cluster_start(e->cluster); /* its threads never take the signals either */
+	/* the cluster's threads first (they never take the signals either): the
+	 * engine thread, once running, may need them */
+	r = e->cluster ? -cluster_start(e->cluster) : 0;
+	if (r == 0)
+		r = pthread_create(&e->thread, NULL, engine_main, e);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r)
 		return -r;
