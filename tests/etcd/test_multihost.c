@@ -40,6 +40,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -671,6 +672,195 @@ Test(multihost, remote_groups)
 	ok = h_wait_gone(mb("@a/workers/w1"));
 	MUST(ok, "MNT_B/@a/workers/w1 still there after its service died");
 	cr_assert(access(mb("@a/w1"), F_OK) == 0, "the top-level w1 went with the group's");
+}
+
+/* ---- names that change kind, written straight into etcd ---- */
+
+/* A document as svcfs publishes it, for host z (no daemon: the test's client). */
+static void z_put(const char *path, const char *name, const char *group)
+{
+	char key[512], doc[512];
+	int r;
+
+	snprintf(key, sizeof(key), "%shosts/z/%s", two_hosts_prefix, path);
+	snprintf(doc, sizeof(doc),
+	         "{\"host\":\"z\",\"name\":\"%s\",\"group\":%s%s%s,\"endpoints\":null,\"meta\":{},"
+	         "\"state\":\"alive\",\"since\":\"2026-11-27T00:00:00Z\",\"pid\":1,\"uid\":0,"
+	         "\"gid\":0}",
+	         name, group ? "\"" : "", group ? group : "null", group ? "\"" : "");
+	r = etcd_put(C, key, doc, strlen(doc), 0, NULL);
+	cr_assert_eq(r, 0, "put %s: %s", key, etcd_errmsg(C));
+}
+
+/* One transaction: delete DEL, put PUT (NAME in GROUP); in that order, or the other. */
+static void z_swap(const char *del, const char *put, const char *name, const char *group,
+                   bool put_first)
+{
+	char dkey[512], pkey[512], doc[512];
+	struct etcd_op ops[2];
+	int r;
+
+	snprintf(dkey, sizeof(dkey), "%shosts/z/%s", two_hosts_prefix, del);
+	snprintf(pkey, sizeof(pkey), "%shosts/z/%s", two_hosts_prefix, put);
+	snprintf(doc, sizeof(doc),
+	         "{\"host\":\"z\",\"name\":\"%s\",\"group\":%s%s%s,\"endpoints\":null,\"meta\":{},"
+	         "\"state\":\"alive\",\"since\":\"2026-11-27T00:00:00Z\",\"pid\":2,\"uid\":0,"
+	         "\"gid\":0}",
+	         name, group ? "\"" : "", group ? group : "null", group ? "\"" : "");
+	ops[put_first ? 1 : 0] = (struct etcd_op){dkey, NULL, 0, true};
+	ops[put_first ? 0 : 1] = (struct etcd_op){pkey, doc, strlen(doc), false};
+	r = etcd_txn(C, ops, 2, 0, NULL);
+	cr_assert_eq(r, 0, "txn: %s", etcd_errmsg(C));
+}
+
+static bool is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * A remote name that changes from service to group and back within one
+ * revision, the two keys in either order: b must end with what etcd holds,
+ * whichever comes first (a service cannot take a group's name until the
+ * group has gone, nor a group a service's).
+ */
+Test(multihost, remote_name_changes_kind_in_one_revision)
+{
+	bool ok;
+
+	two_hosts_start_both(CL.urls, NULL);
+	for (int put_first = 0; put_first < 2; put_first++) {
+		/* service web -> group web holding api */
+		z_put("web", "web", NULL);
+		ok = h_wait_content(mb("@z/web/state"), "alive\n");
+		MUST(ok, "MNT_B/@z/web never appeared");
+		z_swap("web", "web/api", "api", "web", put_first);
+		ok = h_wait_content(mb("@z/web/api/state"), "alive\n");
+		MUST(ok, "service web -> group web/api (%s first): @z/web/api never appeared",
+		     put_first ? "put" : "delete");
+		cr_assert(access(mb("@z/web/state"), F_OK) != 0, "web is still a service");
+
+		/* group web -> service web */
+		z_swap("web/api", "web", "web", NULL, put_first);
+		ok = h_wait_content(mb("@z/web/state"), "alive\n");
+		MUST(ok, "group web -> service web (%s first): @z/web/state never read alive",
+		     put_first ? "put" : "delete");
+		cr_assert(access(mb("@z/web/api"), F_OK) != 0, "web/api is still there");
+
+		/* clean for the next round */
+		{
+			char key[512];
+			snprintf(key, sizeof(key), "%shosts/z/web", two_hosts_prefix);
+			cr_assert_geq(etcd_delete(C, key, NULL), 0);
+		}
+		ok = h_wait_gone(mb("@z"));
+		MUST(ok, "MNT_B/@z stayed after its last service went");
+	}
+	h_assert_daemon_alive();
+	cr_assert(b_running());
+}
+
+/* ---- local names starting with '@' ---- */
+
+Test(multihost, local_at_names_not_shown_with_etcd)
+{
+	bool ok;
+
+	two_hosts_start_both(CL.urls, NULL);
+	h_service("web.sock");
+	ok = h_wait_content(mb("@a/web/state"), "alive\n");
+	MUST(ok, "MNT_B/@a/web never appeared");
+
+	/* on b: a group named like the host a, with a service in it, and a service "@x" */
+	cr_assert_eq(mkdir(bb("@a"), 0755), 0);
+	h_service(bb("@a/x.sock"));
+	h_service(bb("@x.sock"));
+	h_service(bb("plain.sock")); /* a control: b still follows its BACKING */
+	ok = h_wait_content(mb("plain/state"), "alive\n");
+	MUST(ok, "MNT_B/plain never appeared");
+
+	cr_assert(b_running(), "b died of a local group named @a");
+	cr_assert(is_dir(mb("@a/web")), "a's web left b's view");
+	cr_assert(access(mb("@a/x"), F_OK) != 0, "b's own @a/x shown under host a");
+	cr_assert(access(mb("@x"), F_OK) != 0, "b's own @x shown");
+	cr_assert_gt(h_count_lines(B.errlog, "names starting with '@'"), 0,
+	             "no log line for the local @ names");
+}
+
+/* ---- sidecars near their 64 KiB bound: every one published ---- */
+
+Test(multihost, big_sidecars_all_published, .timeout = 120)
+{
+	enum { N = 40, SIZE = 60000 };
+	char *doc = malloc(SIZE + 32);
+	char name[64];
+	bool ok;
+
+	cr_assert_not_null(doc);
+	/* 40 values of 60 KB: more than etcd takes in one request (1.5 MiB) */
+	memcpy(doc, "{\"blob\":\"", 9);
+	memset(doc + 9, 'x', SIZE);
+	strcpy(doc + 9 + SIZE, "\"}");
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "big%04d.json", i);
+		h_write_atomic(h_b("%s", name), doc);
+	}
+	free(doc);
+	/* bound before a starts: its first scan queues all of them at once */
+	h_services_many(".", "big", N);
+	two_hosts_start_both(CL.urls, NULL);
+	ok = h_wait_count(mb("@a"), N, 30000);
+	MUST(ok, "b does not show all %d services with big sidecars", N);
+	ok = h_wait_content(mb("@a/big0000/state"), "alive\n");
+	MUST(ok, "@a/big0000/state");
+	{
+		struct stat st;
+		cr_assert_eq(stat(mb("@a/big%04d/blob", N - 1), &st), 0);
+		cr_assert_eq(st.st_size, SIZE + 1, "the sidecar's text, whole");
+	}
+	cr_assert_eq(etcd_count("hosts/a/"), (size_t)N);
+}
+
+/* ---- other hosts' services and max_services; the status counts ours ---- */
+
+Test(multihost, remote_services_limited_by_max_services_apart)
+{
+	char *status;
+	json_object *st, *v;
+	bool ok;
+
+	h_mount_opts(two_hosts_opts("a", ADDR_A, CL.urls, NULL), NULL);
+	b_start(two_hosts_opts("b", ADDR_B, CL.urls, "max_services=3"));
+	h_services_many(".", "s", 5);
+	h_service(bb("mine.sock"));
+	ok = h_wait_content(mb("mine/state"), "alive\n");
+	MUST(ok, "MNT_B/mine never appeared");
+	/* counted apart from b's own: other hosts never crowd out local services */
+	ok = h_wait_count(mb("@a"), 3, H_TIMEOUT_MS);
+	MUST(ok, "b should show 3 of a's 5 services (max_services=3)");
+	h_sleep_ms(SETTLE_MS);
+	cr_assert(h_wait_count(mb("@a"), 3, 0), "more than max_services shown");
+	cr_assert_gt(h_count_lines(B.errlog, "max_services=3 reached by other hosts"), 0);
+
+	/* the status: "services" are b's own, the others in "etcd" */
+	status = NULL;
+	{
+		char buf[8192];
+		ssize_t n = getxattr(B.mnt, "user.svcfs.status", buf, sizeof(buf) - 1);
+		cr_assert_gt(n, 0, "status xattr: %s", strerror(errno));
+		buf[n] = '\0';
+		status = strdup(buf);
+	}
+	st = json_tokener_parse(status);
+	cr_assert_not_null(st, "%s", status);
+	cr_assert(json_object_object_get_ex(st, "services", &v) && json_object_get_int(v) == 1,
+	          "status services: %s", status);
+	cr_assert(json_object_object_get_ex(st, "etcd", &v) &&
+	              json_object_is_type(v, json_type_object),
+	          "%s", status);
+	json_object_put(st);
+	free(status);
 }
 
 /* ---- 4. a host SIGKILLed: its services leave within the lease TTL ---- */
