@@ -33,6 +33,8 @@ struct svcfs_fs {
 	pthread_t loop_thread;           /* runs fuse_session_loop_mt */
 	atomic_bool stop_requested;      /* a termination signal ended the loop */
 	bool poking;                     /* engine thread only */
+	pid_t poker_pid;                 /* the poker process (notify.c), 0: none */
+	int poker_fd;                    /* its socket, while poker_pid > 0 */
 	atomic_bool mounted;             /* notify calls only once the kernel is connected */
 	bool no_open, no_opendir;        /* set in init, read-only afterwards */
 	struct svcfs_stats *stats;       /* the engine's counters (pokes counted here too) */
@@ -43,7 +45,17 @@ extern const struct fuse_lowlevel_ops svcfs_ops;
 
 /* view_notify_fn: turn view events into pokes and kernel cache invalidations. */
 void notify_events(void *ctx, const struct view_event *events, size_t n);
-/* Called on the engine thread when it starts: become the view's poker. */
+/*
+ * Fork the poker, the process that makes the pokes without holding a FUSE
+ * descriptor (notify.c): after the fork into the background, before the
+ * engine thread starts, while the process has a single thread. 0 or -errno
+ * (then the engine thread pokes itself). poker_pid and poker_fd belong to
+ * the engine thread while it runs.
+ */
+int notify_poker_start(struct svcfs_fs *fs);
+/* After the engine thread has ended: the poker reads EOF, exits and is reaped. */
+void notify_poker_stop(struct svcfs_fs *fs);
+/* Called on the engine thread when it starts: make the poker (or itself) the view's poker. */
 void notify_start(void *ctx);
 /* Called on the engine thread after a termination signal: end the FUSE loop. */
 void notify_stop(void *ctx);

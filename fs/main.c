@@ -6,8 +6,10 @@
  * Start-up order matters: arguments and paths are checked first (one
  * clear line and exit 2 for usage, 1 for a bad path), then BACKING is
  * scanned so the first `ls` after mount already shows every live service,
- * then the mount, then (in the background case) the fork, and only then
- * the engine thread, since threads do not survive fork.
+ * then the mount, then (in the background case) the fork, then the poker
+ * process (notify.c: it must be the daemon's child, and forked while
+ * there is one thread), and only then the engine thread, since threads do
+ * not survive fork.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -369,9 +371,10 @@ static void wake_handler(int sig)
 }
 
 /*
- * Stop the engine thread. While the mount is still up it may be inside a
- * poke (a mkdir on this very mount) that only a FUSE handler can answer,
- * and the FUSE loop has ended: serve requests here until the thread is out.
+ * Stop the engine thread. While the mount is still up it may be waiting
+ * for a poke (a mkdir on this very mount, by the poker or by itself) that
+ * only a FUSE handler can answer, and the FUSE loop has ended: serve
+ * requests here until the thread is out.
  */
 static void stop_engine(struct engine *e, struct fuse_session *se)
 {
@@ -531,6 +534,11 @@ int main(int argc, char *argv[])
 	engine.on_stop = notify_stop;
 	engine.on_stop_ctx = &fs;
 	atomic_store(&fs.mounted, true);
+	/* after the fork into the background (its parent must be the daemon),
+	 * before any thread: the poker keeps only its socket of what is open */
+	if ((r = notify_poker_start(&fs)) < 0)
+		log_warn("cannot start the poker process (%s): poking from the engine thread",
+		         strerror(-r));
 	if ((r = engine_start(&engine)) < 0) {
 		log_err("cannot start the engine thread: %s", strerror(-r));
 		goto out;
@@ -557,6 +565,7 @@ out:
 		atomic_store(&fs.mounted, false); /* no new pokes or notifications */
 		stop_engine(&engine, mounted ? fs.se : NULL);
 	}
+	notify_poker_stop(&fs); /* no poke in flight once the engine thread is out */
 	if (mounted)
 		fuse_session_unmount(fs.se);
 	stop_unmount_guard(guard, guard_fd);

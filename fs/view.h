@@ -105,14 +105,15 @@ void view_flush(struct view *v);
 
 /*
  * Poke mode (SPEC §5). The kernel tells inotify watchers only about what
- * goes through the VFS, so the engine thread makes every change happen
+ * goes through the VFS, so the engine makes every change happen
  * through the mount itself: mkdir for a directory that appears, rmdir for
  * one that leaves, truncate (to its size) for a file whose content changed.
  * From view_set_poker() on, a new directory is invisible to everyone until
  * the poker's MKDIR for it arrives (view_poke_mkdir), and a leaving one
  * stays visible to the poker alone until its RMDIR (view_poke_rmdir). If a
  * poke fails, view_settle() completes the change without an event.
- * POKER is the engine thread's id (gettid), UID the daemon's euid: when not
+ * POKER is the thread id the pokes come from (the poker process's pid,
+ * notify.c, or the engine thread's gettid), UID the daemon's euid: when not
  * root, directories and files owned by it get u+w so that the kernel lets
  * its pokes through (the handlers still refuse everyone else).
  */

@@ -594,6 +594,80 @@ Test(daemon, dead_mount_is_replaced)
 	free(err);
 }
 
+#define CHURN_SOCKETS 16
+#define KILL_ROUNDS   30
+#define DIE_MS        2000
+
+/*
+ * Forever: services bound in BACKING and removed again in turn, a step
+ * every millisecond, so that the daemon pokes its mount at any moment.
+ */
+static void churn(void *arg)
+{
+	int fds[CHURN_SOCKETS];
+
+	(void)arg;
+	for (int i = 0; i < CHURN_SOCKETS; i++)
+		fds[i] = -1;
+	for (unsigned n = 0;; n++) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		unsigned i = n % CHURN_SOCKETS;
+
+		if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/c%02u.sock", H.backing, i) >=
+		    (int)sizeof(sa.sun_path))
+			_exit(1); /* /tmp/svcfs-it.XXXXXX/b: never */
+		if (fds[i] >= 0) {
+			unlink(sa.sun_path);
+			close(fds[i]);
+			fds[i] = -1;
+		} else {
+			fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (fds[i] >= 0 && (bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+			                    listen(fds[i], 8) < 0)) {
+				close(fds[i]);
+				fds[i] = -1;
+			}
+		}
+		h_sleep_ms(1);
+	}
+}
+
+/*
+ * SIGKILL always ends the daemon, even with a poke in flight. A poke is a
+ * system call on the mount itself, and one that a FUSE worker has read is
+ * waited for through any signal: made from the engine thread, it kept a
+ * killed daemon in the kernel for good (its connection never aborted, the
+ * mount dead). Services come and go without pause while the daemon is
+ * killed, round after round, each at another moment; the teardown then
+ * finds no process left (the poker dies with the daemon).
+ */
+Test(daemon, sigkill_with_pokes_in_flight)
+{
+	h_spawn(churn, NULL);
+	for (int round = 0; round < KILL_ROUNDS; round++) {
+		struct pollfd p;
+		pid_t dead;
+		int r;
+
+		h_mount();
+		h_sleep_ms(5 + (round % 10) * 4); /* pokes under way by now */
+		dead = H.daemon;
+		kill(dead, SIGKILL);
+		p = (struct pollfd){.fd = H.daemon_fd, .events = POLLIN};
+		r = poll(&p, 1, DIE_MS);
+		cr_assert_eq(r, 1, "round %d: svcfs did not die of SIGKILL within %d ms", round,
+		             DIE_MS);
+		r = waitpid(dead, NULL, 0);
+		cr_assert_eq(r, dead);
+		close(H.daemon_fd);
+		H.daemon_fd = -1;
+		H.daemon = 0; /* reaped here */
+		r = umount2(H.mnt, MNT_DETACH);
+		cr_assert_eq(r, 0, "round %d: umount2 of the dead mount: %s", round,
+		             strerror(errno));
+	}
+}
+
 /* Directories kept only for the kernel's references, from user.svcfs.status. */
 static int64_t kept_dirs(void)
 {
