@@ -1,7 +1,7 @@
 /*
  * stats — what the daemon has done since it started, for `svcfsctl status`
  * (the mount root's user.svcfs.status xattr). Counters only grow. Written by
- * the engine thread (and the poker, the same thread), read by any FUSE
+ * the engine thread (pokes are counted there too), read by any FUSE
  * thread: relaxed atomics, since no reader needs them consistent with each
  * other.
  */
