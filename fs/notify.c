@@ -156,6 +156,13 @@ static int poke_here(enum poke_op op, const char *path, uint64_t size)
 	return r < 0 ? -errno : 0;
 }
 
+/* The poker's end: nothing left open (valgrind's --track-fds checks it too). */
+static _Noreturn void poker_exit(int fd, int status)
+{
+	close(fd);
+	_exit(status);
+}
+
 /* The poker's life: serve requests on FD until EOF. */
 static _Noreturn void poker_main(int fd)
 {
@@ -169,22 +176,22 @@ static _Noreturn void poker_main(int fd)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			_exit(0); /* EOF: the daemon is stopping (or gone) */
+			poker_exit(fd, 0); /* EOF: the daemon is stopping (or gone) */
 		while (k < POKE_BATCH_MAX && off + sizeof(struct poke_rec) <= (size_t)n) {
 			struct poke_rec rec;
 
 			memcpy(&rec, buf + off, sizeof(rec));
 			off += sizeof(rec);
 			if (rec.len == 0 || rec.len > (size_t)n - off || buf[off + rec.len - 1])
-				_exit(1); /* never: the engine thread then pokes itself */
+				poker_exit(fd, 1); /* never: the engine thread then pokes itself */
 			err[k++] = -poke_here((enum poke_op)rec.op, buf + off, rec.size);
 			off += (rec.len + 7) & ~7u;
 		}
 		if (k == 0)
-			_exit(1);
+			poker_exit(fd, 1);
 		if (send(fd, err, k * sizeof(err[0]), MSG_NOSIGNAL) !=
 		    (ssize_t)(k * sizeof(err[0])))
-			_exit(0);
+			poker_exit(fd, 0);
 	}
 }
 
@@ -209,17 +216,17 @@ int notify_poker_start(struct svcfs_fs *fs)
 		 * group (systemd's SIGTERM to every process of the unit, say) */
 		sigfillset(&all);
 		sigprocmask(SIG_BLOCK, &all, NULL);
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-			_exit(0); /* the daemon died before the death signal was armed */
 		/* 0, 1 and 2 were open before the FUSE device (libfuse sees to it) */
 		if (dup2(sv[1], 3) < 0)
 			_exit(1);
 		close_range(4, ~0U, 0); /* the FUSE device and the guard's pipe above all */
 		close(0);
 		close(1);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			poker_exit(3, 0); /* the daemon died before the death signal was armed */
 		prctl(PR_SET_NAME, "svcfs-poker");
 		if (chdir("/") < 0)
-			_exit(1);
+			poker_exit(3, 1);
 		poker_main(3);
 	}
 	close(sv[1]);
