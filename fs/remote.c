@@ -140,20 +140,25 @@ static struct rdir *dir_get(struct remote *r, struct rhost *h, const char *path)
 		free(d);
 		goto fail;
 	}
+	svcfs_hash_oom = false;
+	HASH_ADD_KEYPTR(hh, h->dirs, d->path, strlen(d->path), d);
+	if (svcfs_hash_oom) {
+		free(d->path);
+		free(d);
+		goto fail;
+	}
 	d->vnode = view_group_add(r->view, parent ? parent->vnode : view_root(r->view), name,
 	                          r->uid, r->gid, 0555);
 	if (!d->vnode) {
-		log_warn("@%s: cannot show %s%s%s: the name is taken (or out of memory)",
-		         shown(h->name, why, sizeof(why)), path, path[0] ? "/" : "",
-		         path[0] ? "" : "");
-		free(d->path);
-		free(d);
+		/* said once per service by svc_place; tried again at every update */
+		log_debug("@%s: %s: name taken (or out of memory)",
+		          shown(h->name, why, sizeof(why)), name);
+		dir_free(h, d);
 		goto fail;
 	}
 	d->parent = parent;
 	if (parent)
 		parent->nchildren++;
-	HASH_ADD_KEYPTR(hh, h->dirs, d->path, strlen(d->path), d);
 	return d;
 fail:
 	if (parent && parent->nchildren == 0) {
